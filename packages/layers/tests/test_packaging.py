@@ -1,0 +1,11 @@
+"""Packaging tests for ramie-layers: the shared checks of tools/packaging_checks.py."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))  # in the checkout
+import packaging_checks as checks  # noqa: E402
+
+REQUIRES = {"jax", "pluggy", "ramie-core"}
+FORBIDDEN = checks.packages_except("ramie.core", "ramie.layers")
+checks.define_tests(globals(), "ramie-layers", "ramie.layers", REQUIRES, {"ramie-core"}, FORBIDDEN)
