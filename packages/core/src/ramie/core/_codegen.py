@@ -1,0 +1,243 @@
+"""Straight-line Python builders generated once per structure.
+
+Walking a GraphDef node by node costs a Python call per node on every
+``merge``, and nesting leaves into States costs a dictionary walk per leaf on
+every ``split``. Both depend only on the (cached, hashable) structure, so we
+generate one flat function per structure the first time it is needed and
+reuse it: the per-call work is then a single function call that runs
+straight-line bytecode (dict displays, attribute stores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._module import _SET_TRACKED as SET_TRACKED
+from ._state import State
+from ._tracking import Dict, List
+from ._variables import Variable, _snapshot, make_variable
+
+# GraphDef node codes (the first item of every node tuple).
+MODULE, VAR, ARRAY, REF, STATIC, LIST, DICT, TUPLE = range(1, 9)
+
+_CACHE: dict = {}
+_CACHE_SIZE = 1024
+
+
+def cached(key: Any, make: Callable[[], Callable]) -> Callable:
+    """The builder stored under ``key``, generating it with ``make()`` on a miss."""
+    fn = _CACHE.get(key)
+    if fn is None:
+        fn = make()
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = fn
+    return fn
+
+
+def rebuild_tuple(cls: type, items: list) -> tuple:
+    if cls is tuple:
+        return tuple(items)
+    if hasattr(cls, "_make"):
+        return cls._make(items)
+    return cls(items)
+
+
+class NotALeaf(Exception):
+    """A mapping sat where a leaf was expected (caught to give a clear error)."""
+
+
+def _var(x, cls, md):
+    if isinstance(x, Variable):
+        return _snapshot(x)
+    if isinstance(x, dict):
+        raise NotALeaf
+    return make_variable(cls, x, md)
+
+
+def _raw(x):
+    if isinstance(x, Variable):
+        return x._value
+    if isinstance(x, dict):
+        raise NotALeaf
+    return x
+
+
+def _new_state(d: dict) -> State:
+    s = dict.__new__(State)
+    dict.update(s, d)
+    return s
+
+
+def _new_list(items: list) -> List:
+    out = List()
+    list.extend(out, items)
+    return out
+
+
+def _new_dict(d: dict) -> Dict:
+    out = Dict()
+    dict.update(out, d)
+    return out
+
+
+class _Gen:
+    def __init__(self):
+        self.lines: list[str] = []
+        self.ns: dict[str, Any] = {
+            "_var": _var,
+            "_raw": _raw,
+            "_onew": object.__new__,
+            "_st": SET_TRACKED,
+            "_sv": Variable.__dict__["_value"].__set__,
+            "_sm": Variable.__dict__["_metadata"].__set__,
+            "_S": _new_state,
+            "_list": _new_list,
+            "_dict": _new_dict,
+            "_tuple": rebuild_tuple,
+        }
+        self.consts: dict[int, str] = {}
+
+    def const(self, value: Any) -> str:
+        if type(value) in (int, str, bool, float) or value is None:
+            text = repr(value)
+            if "inf" not in text and "nan" not in text:
+                return text
+        name = f"c{len(self.ns)}"
+        self.ns[name] = value
+        return name
+
+    def compile(self, name: str, args: str) -> Callable:
+        body = "\n".join("    " + line for line in self.lines) or "    pass"
+        src = f"def {name}({args}):\n{body}\n"
+        exec(compile(src, f"<ramie {name}>", "exec"), self.ns)
+        return self.ns[name]
+
+
+def object_builder(node: tuple) -> Callable[[Sequence], Any]:
+    """A function ``build(leaves) -> object`` for one GraphDef node tree."""
+    gen = _Gen()
+    counters = {"leaf": 0, "obj": 0}
+
+    def expr(n) -> str:
+        code = n[0]
+        if code == VAR:
+            i, j = counters["leaf"], counters["obj"]
+            counters["leaf"] += 1
+            counters["obj"] += 1
+            cls, md = gen.const(n[1]), gen.const(n[2])
+            # The common case (a Variable of the recorded kind) is inlined.
+            gen.lines += [
+                f"v = L[{i}]",
+                f"if type(v) is {cls}:",
+                f"    x{j} = _onew({cls}); _sv(x{j}, v._value); _sm(x{j}, v._metadata)",
+                "else:",
+                f"    x{j} = _var(v, {cls}, {md})",
+            ]
+            return f"x{j}"
+        if code == MODULE:
+            j = counters["obj"]
+            counters["obj"] += 1
+            gen.lines.append(f"x{j} = _onew({gen.const(n[1])}); _st(x{j}, False)")
+            items = [f"{gen.const(k)}: {expr(c)}" for k, c in n[2]]
+            if items:
+                gen.lines.append(f"x{j}.__dict__.update({{{', '.join(items)}}})")
+            return f"x{j}"
+        if code == REF:
+            return f"x{n[1]}"
+        if code == ARRAY:
+            i = counters["leaf"]
+            counters["leaf"] += 1
+            return f"_raw(L[{i}])"
+        if code == STATIC:
+            return gen.const(n[2])
+        if code == LIST:
+            return f"_list([{', '.join(expr(c) for c in n[1])}])"
+        if code == DICT:
+            items = [f"{gen.const(k)}: {expr(c)}" for k, c in n[1]]
+            return f"_dict({{{', '.join(items)}}})"
+        if code == TUPLE:
+            items = [expr(c) for c in n[2]]
+            return f"_tuple({gen.const(n[1])}, [{', '.join(items)}])"
+        raise AssertionError(f"unknown GraphDef node {n!r}")
+
+    root = expr(node)
+    gen.lines.append(f"return {root}")
+    return gen.compile("build", "L")
+
+
+def _trie(paths: Sequence[tuple], indices: Sequence[int]) -> dict:
+    root: dict = {}
+    for i in indices:
+        path = paths[i]
+        d = root
+        for k in path[:-1]:
+            d = d.setdefault(k, {})
+        d[path[-1]] = i
+    return root
+
+
+def states_builder(
+    paths: Sequence[tuple],
+    classes: Sequence[type | None],
+    assignment: Sequence[int] | None,
+    count: int,
+) -> Callable[[Sequence], list[State]]:
+    """A function ``states(refs) -> [State, ...]`` copying each leaf into its State.
+
+    ``refs[i]`` is a Variable of ``classes[i]`` (copied) or a raw-array slot
+    (``classes[i] is None``, read through ``._value``); it goes to State
+    ``assignment[i]`` (all to State 0 when ``assignment`` is None; -1 drops it).
+    """
+    gen = _Gen()
+    groups: list[list[int]] = [[] for _ in range(count)]
+    for i, path in enumerate(paths):
+        k = 0 if assignment is None else assignment[i]
+        if k < 0 or not path:
+            continue
+        groups[k].append(i)
+        if classes[i] is None:
+            gen.lines.append(f"x{i} = R[{i}]._value")
+        else:
+            c = gen.const(classes[i])
+            gen.lines.append(
+                f"r = R[{i}]; x{i} = _onew({c}); _sv(x{i}, r._value); _sm(x{i}, r._metadata)"
+            )
+
+    def expr(d: dict) -> str:
+        items = [
+            f"{gen.const(k)}: {expr(v) if isinstance(v, dict) else f'x{v}'}" for k, v in d.items()
+        ]
+        return f"_S({{{', '.join(items)}}})"
+
+    gen.lines.append(f"return [{', '.join(expr(_trie(paths, g)) for g in groups)}]")
+    return gen.compile("states", "R")
+
+
+def state_gatherer(paths: Sequence[tuple]) -> Callable[[dict], list]:
+    """A function ``gather(state) -> leaves`` reading every path, in order.
+
+    It raises (KeyError, TypeError, IndexError) when a path is missing and
+    returns ``None`` when the State has entries beyond ``paths``; the caller
+    then works out a precise error message the slow way.
+    """
+    gen = _Gen()
+    trie = _trie(paths, range(len(paths)))
+    checks: list[str] = []
+
+    def walk(d: dict, access: str) -> None:
+        checks.append(f"len({access}) == {len(d)}")
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{access}[{gen.const(k)}]")
+
+    walk(trie, "s")
+    reads = []
+    for p in paths:
+        reads.append("s" + "".join(f"[{gen.const(k)}]" for k in p))
+    gen.lines.append(f"L = [{', '.join(reads)}]")
+    gen.lines.append(f"if not ({' and '.join(checks)}):")
+    gen.lines.append("    return None")
+    gen.lines.append("return L")
+    return gen.compile("gather", "s")

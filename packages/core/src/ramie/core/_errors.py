@@ -1,0 +1,161 @@
+"""Error types and the long messages ramie.core raises.
+
+Every message names where the problem is (a Variable or attribute path), what
+was expected, what was found, and how to fix it. Messages are module-level
+constants so tests can assert on them and other packages can reuse them.
+"""
+
+from __future__ import annotations
+
+
+class RamieError(Exception):
+    """Base class of every error ramie raises on purpose."""
+
+
+class FilterError(RamieError, ValueError):
+    """A filter was malformed, or a set of filters left values unmatched."""
+
+
+class GraphError(RamieError, ValueError):
+    """A GraphDef and the States given with it do not fit together."""
+
+
+class StateLeafError(RamieError, TypeError):
+    """A Variable or State was given a value that is not an array."""
+
+
+class TraceLeakError(RamieError, RuntimeError):
+    """A Variable holds a tracer whose JAX transformation has already finished."""
+
+
+class UnclassifiableAttributeError(RamieError, TypeError):
+    """A Module attribute is neither state, a submodule, a container nor a static value."""
+
+
+class RngStreamError(RamieError, AttributeError):
+    """An Rngs object was asked for a stream it does not have."""
+
+
+def format_path(path: tuple) -> str:
+    """Render a path tuple the way every ramie message shows it: ``'linear1/kernel'``."""
+    if not path:
+        return "<root>"
+    return "/".join(str(k) for k in path)
+
+
+def format_paths(paths, limit: int = 20) -> str:
+    """Render many paths, one per line, cutting the list after ``limit`` entries."""
+    paths = list(paths)
+    lines = [f"  - {p}" for p in paths[:limit]]
+    if len(paths) > limit:
+        lines.append(f"  ... and {len(paths) - limit} more")
+    return "\n".join(lines)
+
+
+LEFTOVER_PATHS = (
+    "split(): the filters {filters} do not match every value; {count} value(s) were left "
+    "over:\n{paths}\nEvery value must go to exactly one State. Add a filter that catches "
+    "them, e.g. end the filter list with `...` (Everything) to put the rest in a last State."
+)
+
+UNKNOWN_FILTER = (
+    "{filter!r} is not a filter. A filter is a Variable type (e.g. Param), a tuple or list "
+    "of filters (any of them), All(...), Any(...), Not(...), PathContains(key), Everything "
+    "or `...`, Nothing, True/False, or a callable (path, value) -> bool."
+)
+
+MERGE_MISSING_LEAF = (
+    "merge(): the GraphDef expects {expected} at '{path}', but none of the {count} State(s) "
+    "given has a value there. Pass every State that split() returned (e.g. merge(graphdef, "
+    "params, rest)), or check that the State comes from an object of the same structure."
+)
+
+MERGE_EXTRA_LEAF = (
+    "merge(): the State has a value at '{path}' ({found}) that the GraphDef has no place "
+    "for. The GraphDef and the State come from objects of different structure; split the "
+    "object you want to rebuild again, or remove that entry from the State."
+)
+
+MERGE_NOT_A_LEAF = (
+    "merge(): expected {expected} at '{path}' but found a nested mapping with keys "
+    "{keys}. The State's nesting does not match the GraphDef at this path."
+)
+
+MERGE_NOT_GRAPHDEF = (
+    "merge() takes a GraphDef as its first argument (from split() or graphdef()); got {found}."
+)
+
+STATE_LEAF_TYPE = (
+    "{where} holds a {found_type} ({found}); a Variable's value and a State's leaves must "
+    "be arrays (jax.Array, numpy.ndarray), numbers, None, or lists/tuples/dicts of those. "
+    "Keep static configuration as a plain Module attribute instead of inside a Variable."
+)
+
+TRACE_LEAK = (
+    "A {kind} holds a tracer from a JAX transformation that has already finished: the "
+    "tracer escaped its trace. This happens when a Variable of an object that was captured "
+    "(closed over) by jax.jit/grad/vmap is assigned inside the transformed function. Pass "
+    "the object to the function as an argument through a ramie transform "
+    "(ramie.transforms.jit), or use split() before and update() after the jax transform."
+)
+
+UNCLASSIFIABLE = (
+    "Cannot classify the attribute at '{path}' ({type_name}: {found}). A Module attribute "
+    "must be a Variable, a Module, a jax/numpy array (treated as state), a list/tuple/dict "
+    "of those, or a hashable static value (int, float, str, None, a type, a function, a "
+    "tuple of those). Wrap array data in a Variable, or make the value hashable (e.g. a "
+    "tuple instead of a set)."
+)
+
+UPDATE_NO_PARENT = (
+    "update(): the State has a value at '{path}' but the object has nothing at "
+    "'{parent}' to put it in. The State must come from an object of the same structure."
+)
+
+UPDATE_KIND_MISMATCH = (
+    "update(): the State has a {found} at '{path}' but the object holds a {expected} "
+    "there. Update with a State split from the same object (or one of the same structure)."
+)
+
+UPDATE_NOT_SETTABLE = (
+    "{op}(): cannot {action} the value at '{path}': it sits inside a {container}, which "
+    "cannot be changed in place. Store it in a Variable or in a list/dict attribute instead."
+)
+
+REPLACE_EXTRA_KEYS = (
+    "replace_by_pure_dict(): the pure dict has entries the State does not have:\n{paths}\n"
+    "Both must come from objects of the same structure."
+)
+
+REPLACE_MISSING_KEYS = (
+    "replace_by_pure_dict(): the pure dict has no entry for these State paths:\n{paths}\n"
+    "Give a value for every leaf of the State (or filter the State first with "
+    "state.filter(...))."
+)
+
+NO_RNG_STREAM = (
+    "Rngs has no stream '{name}' and no 'default' stream to fall back on; its streams are "
+    "{streams}. Create the stream, e.g. Rngs({example}), or give a default seed: Rngs(0)."
+)
+
+BAD_RNG_NAME = (
+    "Rngs stream name {name!r} is not allowed: stream names must be identifiers that do not "
+    "start with '_' and are not Rngs methods ({reserved})."
+)
+
+BAD_RNG_SEED = (
+    "Rngs stream '{name}' needs an int seed, a PRNG key (jax.random.key(...)) or raw "
+    "uint32 key data of shape (..., 2); got {found}."
+)
+
+SET_ATTRIBUTES_NOT_FOUND = (
+    "set_attributes(): no module in this {root} has the attribute(s) {names}. Check the "
+    "spelling, or pass raise_if_not_found=False to ignore modules without them."
+)
+
+METADATA_UNHASHABLE = (
+    "Variable metadata {name!r} must be hashable (it becomes part of the static GraphDef); "
+    "got a {type_name}. Use a tuple instead of a list, or a frozenset instead of a set."
+)
+
+POP_FROM_IMMUTABLE = UPDATE_NOT_SETTABLE

@@ -1,0 +1,394 @@
+"""Flattening object graphs into a GraphDef plus a flat list of leaves, and back.
+
+``flatten(obj)`` walks Modules, Variables and containers once, records the
+structure (with shared references and cycles) in a hashable ``GraphDef``, and
+keeps a reference to every leaf: each Variable, and a slot for each raw
+array attribute. The result is cached per root object and reused until the
+structure version changes (see ``_tracking``), so repeated ``split``/
+``update`` calls and transforms never re-walk an unchanged graph.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import jax
+
+from . import _codegen, _errors, _tracking
+from ._codegen import ARRAY as _ARRAY
+from ._codegen import DICT as _DICT
+from ._codegen import LIST as _LIST
+from ._codegen import MODULE as _MODULE
+from ._codegen import REF as _REF
+from ._codegen import STATIC as _STATIC
+from ._codegen import TUPLE as _TUPLE
+from ._codegen import VAR as _VAR
+from ._codegen import rebuild_tuple as _rebuild_tuple
+from ._module import Module, set_tracked
+from ._tracking import Dict, List
+from ._variables import Variable, _snapshot, metadata_key
+
+_ARRAY_NODE = (_ARRAY,)
+_KINDS: dict[type, int] = {}
+_VALUE_SET = Variable.__dict__["_value"].__set__
+
+
+def _kind_of(t: type) -> int:
+    kind = _KINDS.get(t)
+    if kind is None:
+        if issubclass(t, Variable):
+            kind = _VAR
+        elif issubclass(t, Module):
+            kind = _MODULE
+        elif issubclass(t, list):
+            kind = _LIST
+        elif issubclass(t, dict):
+            kind = _DICT
+        elif issubclass(t, tuple):
+            kind = _TUPLE
+        elif issubclass(t, _tracking.ARRAY_TYPES) or issubclass(t, jax.core.Tracer):
+            kind = _ARRAY
+        else:
+            kind = _STATIC
+        _KINDS[t] = kind
+    return kind
+
+
+# -- leaf slots ----------------------------------------------------------------
+def _raw_setitem(holder, key, value) -> None:
+    if isinstance(holder, list):
+        list.__setitem__(holder, key, value)
+    elif isinstance(holder, dict):
+        dict.__setitem__(holder, key, value)
+    else:
+        holder[key] = value
+
+
+class _TupleHolder:
+    """Lets a leaf inside a tuple be replaced by rebuilding the tuple in its parent."""
+
+    __slots__ = ("holder", "key")
+
+    def __init__(self, holder, key):
+        self.holder, self.key = holder, key
+
+    def __getitem__(self, i):
+        return self.holder[self.key][i]
+
+    def __setitem__(self, i, value):
+        t = self.holder[self.key]
+        items = list(t)
+        items[i] = value
+        _raw_setitem(self.holder, self.key, _rebuild_tuple(type(t), items))
+
+
+class _Slot:
+    """A raw array attribute: the container that holds it and its key there."""
+
+    __slots__ = ("holder", "key")
+
+    def __init__(self, holder, key):
+        self.holder, self.key = holder, key
+
+    @property
+    def _value(self):
+        return self.holder[self.key]
+
+    def set(self, value) -> None:
+        _raw_setitem(self.holder, self.key, value)
+
+
+# -- GraphDef ------------------------------------------------------------------
+class GraphDef:
+    """The static structure of an object graph: types, static attributes, sharing.
+
+    Hashable and comparable, so it can be a ``jax.jit`` static argument or a
+    cache key. It is also a pytree with no leaves, so it can be passed to a
+    ``jax.jit`` function like any other argument. ``paths`` lists, in order,
+    where each leaf of the matching State lives.
+
+    >>> import jax.numpy as jnp
+    >>> from ramie.core import Module, Param, split
+    >>> class M(Module):
+    ...     def __init__(self):
+    ...         self.w = Param(jnp.ones(2))
+    >>> graphdef, state = split(M())
+    >>> graphdef.paths
+    (('w',),)
+    >>> hash(graphdef) == hash(split(M())[0])
+    True
+    """
+
+    __slots__ = ("node", "paths", "_hash")
+
+    def __init__(self, node: tuple, paths: tuple):
+        self.node = node
+        self.paths = paths
+        self._hash = hash(node)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        return type(other) is GraphDef and self._hash == other._hash and self.node == other.node
+
+    def __repr__(self) -> str:
+        from ._display import render_graphdef
+
+        return render_graphdef(self)
+
+
+jax.tree_util.register_pytree_node(GraphDef, lambda g: ((), g), lambda g, _: g)
+
+
+# -- flatten -------------------------------------------------------------------
+class FlatGraph:
+    """The flattened view of one or more objects: GraphDef, leaf paths and leaf refs.
+
+    Returned (and cached) by ``flatten``. ``values()`` reads the current leaf
+    values in ``paths`` order, ``set_values`` writes new ones back in place;
+    neither walks the graph. ``is_current()`` says whether the structure is
+    unchanged since the walk.
+    """
+
+    __slots__ = ("graphdef", "refs", "version", "_roots", "_index", "__weakref__")
+
+    def __init__(self, graphdef: GraphDef, refs: list, version: int, roots: tuple):
+        self.graphdef = graphdef
+        self.refs = refs
+        self.version = version
+        self._roots = roots
+        self._index: dict | None = None
+
+    @property
+    def paths(self) -> tuple:
+        return self.graphdef.paths
+
+    def is_current(self) -> bool:
+        """True while no structural change happened anywhere since the walk."""
+        return self.version == _tracking._VERSION[0]
+
+    def values(self) -> list:
+        """The current value of every leaf (Variables unwrapped), in ``paths`` order."""
+        return [r._value for r in self.refs]
+
+    def leaves(self) -> list:
+        """Every leaf as a State would hold it: Variable copies and raw arrays."""
+        return [_snapshot(r) if type(r) is not _Slot else r._value for r in self.refs]
+
+    def states(self, assignment: tuple | None = None, count: int = 1) -> list:
+        """The leaves as ``count`` new States; ``assignment[i]`` picks leaf i's State.
+
+        ``None`` puts every leaf in one State; ``-1`` in an assignment drops a
+        leaf. Variables are copied (the States do not alias the objects).
+        """
+        graphdef = self.graphdef
+
+        def make():
+            return _codegen.states_builder(
+                graphdef.paths, leaf_classes(graphdef), assignment, count
+            )
+
+        return _codegen.cached(("states", graphdef, assignment, count), make)(self.refs)
+
+    def set_values(self, values: Sequence) -> None:
+        """Write ``values`` (in ``paths`` order) into the leaves, in place."""
+        for r, v in zip(self.refs, values, strict=True):
+            if type(r) is _Slot:
+                r.set(v)
+            else:
+                _VALUE_SET(r, v)
+
+    def trie(self) -> dict:
+        """The leaf positions as a nested dict: ``trie[k0][k1]... == position``."""
+        if self._index is None:
+            root: dict = {}
+            for i, path in enumerate(self.graphdef.paths):
+                if not path:
+                    continue
+                d = root
+                for k in path[:-1]:
+                    d = d.setdefault(k, {})
+                d[path[-1]] = i
+            self._index = root
+        return self._index
+
+
+_CACHE: dict[Hashable, FlatGraph] = {}
+_CACHE_SIZE = 512
+
+
+def _root_key(obj: Any) -> Hashable | None:
+    if isinstance(obj, Module):
+        return id(obj)
+    if type(obj) is tuple and obj and all(isinstance(o, (Module, Variable)) for o in obj):
+        return tuple(map(id, obj))
+    return None
+
+
+def flatten(obj: Any) -> FlatGraph:
+    """Walk ``obj`` (a Module, or any nesting of containers of objects) once.
+
+    The result is cached per root while the structure is unchanged; a cache
+    hit costs a dictionary lookup.
+
+    >>> import jax.numpy as jnp
+    >>> from ramie.core import Module, Param, flatten
+    >>> class M(Module):
+    ...     def __init__(self):
+    ...         self.w = Param(jnp.ones(2))
+    >>> m = M()
+    >>> flatten(m) is flatten(m)
+    True
+    >>> flatten(m).values()[0].shape
+    (2,)
+    """
+    key = _root_key(obj)
+    if key is not None:
+        fg = _CACHE.get(key)
+        if fg is not None and fg.version == _tracking._VERSION[0]:
+            return fg
+    version = _tracking._VERSION[0]
+    ids: dict[int, int] = {}
+    paths: list = []
+    refs: list = []
+    holder = [obj]
+    node = _walk(obj, (), holder, 0, ids, paths, refs)
+    graphdef = GraphDef(node, tuple(paths))
+    if key is None:
+        return FlatGraph(graphdef, refs, version, ())
+    roots = obj if isinstance(obj, tuple) else (obj,)
+    evict = _evictor(key)
+    fg = FlatGraph(graphdef, refs, version, tuple(weakref.ref(r, evict) for r in roots))
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = fg
+    return fg
+
+
+def _evictor(key):
+    def evict(_ref):
+        _CACHE.pop(key, None)
+
+    return evict
+
+
+def _walk(obj, path, holder, key, ids, paths, refs):
+    kind = _KINDS.get(type(obj)) or _kind_of(type(obj))
+    if kind == _VAR:
+        i = ids.get(id(obj))
+        if i is not None:
+            return (_REF, i)
+        ids[id(obj)] = len(ids)
+        paths.append(path)
+        refs.append(obj)
+        return (_VAR, type(obj), metadata_key(obj))
+    if kind == _MODULE:
+        i = ids.get(id(obj))
+        if i is not None:
+            return (_REF, i)
+        ids[id(obj)] = len(ids)
+        set_tracked(obj)
+        d = obj.__dict__
+        return (
+            _MODULE,
+            type(obj),
+            tuple((k, _walk(v, path + (k,), d, k, ids, paths, refs)) for k, v in d.items()),
+        )
+    if kind == _ARRAY:
+        paths.append(path)
+        refs.append(_Slot(holder, key))
+        return _ARRAY_NODE
+    if kind == _LIST:
+        if type(obj) is List:
+            obj._ramie_tracked = True
+        return (
+            _LIST,
+            tuple(_walk(v, path + (i,), obj, i, ids, paths, refs) for i, v in enumerate(obj)),
+        )
+    if kind == _DICT:
+        if type(obj) is Dict:
+            obj._ramie_tracked = True
+        return (
+            _DICT,
+            tuple((k, _walk(v, path + (k,), obj, k, ids, paths, refs)) for k, v in obj.items()),
+        )
+    if kind == _TUPLE:
+        h = _TupleHolder(holder, key)
+        return (
+            _TUPLE,
+            type(obj),
+            tuple(_walk(v, path + (i,), h, i, ids, paths, refs) for i, v in enumerate(obj)),
+        )
+    try:
+        hash(obj)
+    except TypeError:
+        text = repr(obj)
+        raise _errors.UnclassifiableAttributeError(
+            _errors.UNCLASSIFIABLE.format(
+                path=_errors.format_path(path),
+                type_name=type(obj).__name__,
+                found=text if len(text) < 60 else text[:57] + "...",
+            )
+        ) from None
+    return (_STATIC, type(obj), obj)
+
+
+# -- unflatten -----------------------------------------------------------------
+def unflatten(graphdef: GraphDef, leaves: Sequence) -> Any:
+    """Rebuild new objects from ``graphdef`` and leaves given in ``graphdef.paths`` order.
+
+    Leaves may be Variables (copied, keeping their kind and metadata) or raw
+    values (wrapped in the Variable kind the GraphDef recorded).
+
+    >>> import jax.numpy as jnp
+    >>> from ramie.core import Module, Param, flatten, unflatten
+    >>> class M(Module):
+    ...     def __init__(self):
+    ...         self.w = Param(jnp.ones(2))
+    >>> fg = flatten(M())
+    >>> m2 = unflatten(fg.graphdef, [jnp.zeros(2)])
+    >>> float(m2.w.value.sum())
+    0.0
+    """
+    if len(leaves) != len(graphdef.paths):
+        raise _errors.GraphError(
+            f"unflatten(): the GraphDef has {len(graphdef.paths)} leaves but "
+            f"{len(leaves)} values were given."
+        )
+    build = _codegen.cached(("build", graphdef), lambda: _codegen.object_builder(graphdef.node))
+    return build(leaves)
+
+
+def leaf_nodes(node, out: list) -> list:
+    """The leaf nodes (Variables and arrays) of a GraphDef node tree, in paths order."""
+    code = node[0]
+    if code == _VAR or code == _ARRAY:
+        out.append(node)
+    elif code == _MODULE:
+        for _, c in node[2]:
+            leaf_nodes(c, out)
+    elif code == _DICT:
+        for _, c in node[1]:
+            leaf_nodes(c, out)
+    elif code == _LIST:
+        for c in node[1]:
+            leaf_nodes(c, out)
+    elif code == _TUPLE:
+        for c in node[2]:
+            leaf_nodes(c, out)
+    return out
+
+
+def leaf_classes(graphdef: GraphDef) -> list:
+    """Per leaf: its Variable class, or None for a raw array."""
+    return [n[1] if n[0] == _VAR else None for n in leaf_nodes(graphdef.node, [])]
+
+
+def leaf_kind(node) -> str:
+    """Describe what a GraphDef expects at a leaf (for error messages)."""
+    return "a Variable" if node[0] == _VAR else "an array"

@@ -1,0 +1,209 @@
+"""Module: a plain Python object that holds its own state.
+
+Attributes may be Variables, Modules, jax/numpy arrays (state), lists, dicts
+and tuples of those, or hashable static values. The same Variable or Module
+may be reachable by several paths, and cycles are allowed: ``split`` records
+the sharing and ``merge`` rebuilds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from . import _errors, _tracking
+from ._variables import Variable
+
+_MISSING = object()
+
+
+def _is_array(x: Any) -> bool:
+    return isinstance(x, _tracking.ARRAY_TYPES)
+
+
+class Module:
+    """Base class of every ramie model component.
+
+    Subclass it, create state in ``__init__`` and use it in methods. Modules
+    are ordinary mutable objects: calling them updates their Variables in
+    place, and submodules can be replaced at any time (model surgery).
+
+    >>> import jax, jax.numpy as jnp
+    >>> from ramie.core import Module, Param, Rngs
+    >>> class Linear(Module):
+    ...     def __init__(self, din, dout, *, rngs):
+    ...         self.w = Param(jax.random.uniform(rngs.params(), (din, dout)))
+    ...         self.b = Param(jnp.zeros((dout,)))
+    ...     def __call__(self, x):
+    ...         return x @ self.w + self.b
+    >>> Linear(2, 3, rngs=Rngs(0))(jnp.ones((1, 2))).shape
+    (1, 3)
+    """
+
+    __slots__ = ("_ramie_tracked", "__dict__", "__weakref__")
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        obj = object.__new__(cls)
+        _SET_TRACKED(obj, False)
+        return obj
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        t = type(value)
+        if t is list or t is dict or t is tuple:
+            value = _tracking.track(value)
+        if self._ramie_tracked:
+            old = self.__dict__.get(name, _MISSING)
+            if old is not value and not (_is_array(old) and _is_array(value)):
+                _tracking.bump()
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if self._ramie_tracked:
+            _tracking.bump()
+        object.__delattr__(self, name)
+
+    def __repr__(self) -> str:
+        from ._display import render
+
+        return render(self)
+
+    # -- traversal -----------------------------------------------------------
+    def iter_modules(self) -> Iterator[tuple[tuple, Module]]:
+        """Yield ``(path, module)`` for this module and every submodule, once each.
+
+        >>> from ramie.core import Module
+        >>> class A(Module):
+        ...     def __init__(self):
+        ...         self.children = [Module(), Module()]
+        >>> [p for p, _ in A().iter_modules()]
+        [(), ('children', 0), ('children', 1)]
+        """
+        seen: set[int] = set()
+        yield from _iter_modules(self, (), seen)
+
+    def iter_children(self) -> Iterator[tuple[str, Module]]:
+        """Yield ``(name, module)`` for the direct submodule attributes."""
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+
+    # -- modes ---------------------------------------------------------------
+    def set_attributes(self, *, raise_if_not_found: bool = True, **attributes: Any) -> None:
+        """Set attributes on this module and every submodule that already has them.
+
+        >>> from ramie.core import Module
+        >>> class Drop(Module):
+        ...     def __init__(self):
+        ...         self.deterministic = False
+        >>> class Net(Module):
+        ...     def __init__(self):
+        ...         self.drop = Drop()
+        >>> net = Net()
+        >>> net.set_attributes(deterministic=True)
+        >>> net.drop.deterministic
+        True
+        """
+        found = set()
+        for _, module in self.iter_modules():
+            d = vars(module)
+            for name, value in attributes.items():
+                if name in d:
+                    setattr(module, name, value)
+                    found.add(name)
+        missing = sorted(set(attributes) - found)
+        if missing and raise_if_not_found:
+            raise AttributeError(
+                _errors.SET_ATTRIBUTES_NOT_FOUND.format(root=type(self).__name__, names=missing)
+            )
+
+    def train(self, **attributes: Any) -> None:
+        """Switch to training mode: ``deterministic=False``, ``use_running_average=False``.
+
+        Only modules that have those attributes (Dropout, BatchNorm, ...) change.
+        Extra keyword arguments are set the same way.
+        """
+        self.set_attributes(
+            raise_if_not_found=False,
+            deterministic=False,
+            use_running_average=False,
+            **attributes,
+        )
+
+    def eval(self, **attributes: Any) -> None:
+        """Switch to evaluation mode: ``deterministic=True``, ``use_running_average=True``.
+
+        In eval mode Dropout is the identity and BatchNorm uses (and never
+        changes) its running statistics.
+        """
+        self.set_attributes(
+            raise_if_not_found=False,
+            deterministic=True,
+            use_running_average=True,
+            **attributes,
+        )
+
+    # -- intermediates -------------------------------------------------------
+    def sow(
+        self,
+        kind: type[Variable],
+        name: str,
+        value: Any,
+        *,
+        reduce_fn: Callable[[Any, Any], Any] = lambda acc, x: (*acc, x),
+        init_fn: Callable[[], Any] = tuple,
+    ) -> None:
+        """Record ``value`` in a Variable of ``kind`` at attribute ``name``.
+
+        By default values accumulate in a tuple, one entry per call. Collect
+        them with ``pop(model, Intermediate)``.
+
+        >>> import jax.numpy as jnp
+        >>> from ramie.core import Module, Intermediate
+        >>> class M(Module):
+        ...     def __call__(self, x):
+        ...         self.sow(Intermediate, "h", x * 2)
+        ...         return x
+        >>> m = M(); _ = m(jnp.ones(2)); _ = m(jnp.ones(2))
+        >>> len(m.h.value)
+        2
+        """
+        current = vars(self).get(name, _MISSING)
+        if isinstance(current, kind):
+            current.value = reduce_fn(current.value, value)
+        elif current is _MISSING:
+            setattr(self, name, kind(reduce_fn(init_fn(), value)))
+        else:
+            raise AttributeError(
+                f"sow(): {type(self).__name__}.{name} already holds a "
+                f"{type(current).__name__}, not a {kind.__name__}; sow under another name."
+            )
+
+
+_SET_TRACKED = Module.__dict__["_ramie_tracked"].__set__
+
+
+def set_tracked(obj: Module) -> None:
+    _SET_TRACKED(obj, True)
+
+
+def new_module(cls: type) -> Module:
+    """An instance of a Module subclass without running ``__init__``."""
+    obj = object.__new__(cls)
+    _SET_TRACKED(obj, False)
+    return obj
+
+
+def _iter_modules(value: Any, path: tuple, seen: set) -> Iterator[tuple[tuple, Module]]:
+    if isinstance(value, Module):
+        if id(value) in seen:
+            return
+        seen.add(id(value))
+        yield path, value
+        for name, child in vars(value).items():
+            yield from _iter_modules(child, path + (name,), seen)
+    elif isinstance(value, (list, tuple)):
+        for i, child in enumerate(value):
+            yield from _iter_modules(child, path + (i,), seen)
+    elif isinstance(value, dict):
+        for k, child in value.items():
+            yield from _iter_modules(child, path + (k,), seen)

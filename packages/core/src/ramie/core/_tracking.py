@@ -1,0 +1,168 @@
+"""The structure version and the containers that report structural changes.
+
+ramie caches the flattened structure of object graphs (see ``_graph``). A cache
+entry stays valid while the global structure version is unchanged. Any
+structural change to an object that is part of a cached graph bumps the
+version: assigning or deleting a Module attribute, mutating a list or dict held
+by a Module, changing a Variable's metadata. Writing a new value into a
+Variable is not a structural change and costs nothing here.
+
+Objects only bump the version once they have been walked by a flatten (their
+``_ramie_tracked`` flag is set), so building new modules never invalidates the
+caches of others.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+_VERSION = [0]
+
+
+def bump() -> None:
+    """Record that the structure of some cached object graph changed."""
+    _VERSION[0] += 1
+
+
+def version() -> int:
+    """The current structure version (grows by one per structural change)."""
+    return _VERSION[0]
+
+
+ARRAY_TYPES = (jax.Array, np.ndarray)
+
+
+def track(value):
+    """Return ``value`` with every plain list/dict in it (outside Modules) tracked."""
+    t = type(value)
+    if t is list:
+        return List(value)
+    if t is dict:
+        return Dict(value)
+    if t is tuple:
+        items = tuple(track(v) for v in value)
+        if any(a is not b for a, b in zip(items, value, strict=True)):
+            return items
+    return value
+
+
+def _bumps(name):
+    base = getattr(list if name in _LIST_METHODS else dict, name)
+
+    def method(self, *args, **kwargs):
+        if self._ramie_tracked:
+            bump()
+        return base(self, *args, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = base.__doc__
+    return method
+
+
+_LIST_METHODS = frozenset(
+    ["__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend", "insert"]
+    + ["pop", "remove", "clear", "sort", "reverse"]
+)
+_DICT_METHODS = frozenset(
+    ["__setitem__", "__delitem__", "__ior__", "pop", "popitem", "clear", "update", "setdefault"]
+)
+
+
+class List(list):
+    """A list held by a Module: a plain ``list`` that reports structural changes.
+
+    Lists assigned to Module attributes are converted to ``List`` automatically,
+    so that ``model.layers.append(block)`` invalidates cached graph structure.
+
+    >>> from ramie.core import List
+    >>> xs = List([1, 2])
+    >>> xs.append(3)
+    >>> xs == [1, 2, 3]
+    True
+    """
+
+    __slots__ = ("_ramie_tracked",)
+
+    def __init__(self, items=()):
+        self._ramie_tracked = False
+        super().__init__(track(v) for v in items)
+
+    def __reduce__(self):
+        return (List, (list(self),))
+
+
+class Dict(dict):
+    """A dict held by a Module: a plain ``dict`` that reports structural changes.
+
+    >>> from ramie.core import Dict
+    >>> d = Dict(a=1)
+    >>> d["b"] = 2
+    >>> sorted(d)
+    ['a', 'b']
+    """
+
+    __slots__ = ("_ramie_tracked",)
+
+    def __init__(self, *args, **kwargs):
+        self._ramie_tracked = False
+        super().__init__(*args, **kwargs)
+        for k, v in dict.items(self):
+            t = type(v)
+            if t is list or t is dict or t is tuple:
+                dict.__setitem__(self, k, track(v))
+
+    def __reduce__(self):
+        return (Dict, (dict(self),))
+
+
+for _name in _LIST_METHODS:
+    setattr(List, _name, _bumps(_name))
+for _name in _DICT_METHODS:
+    setattr(Dict, _name, _bumps(_name))
+
+
+def _list_append(self, value):
+    if self._ramie_tracked:
+        bump()
+    list.append(self, track(value))
+
+
+def _list_setitem(self, index, value):
+    if self._ramie_tracked:
+        bump()
+    if isinstance(index, slice):
+        value = [track(v) for v in value]
+    else:
+        value = track(value)
+    list.__setitem__(self, index, value)
+
+
+def _dict_setitem(self, key, value):
+    if self._ramie_tracked:
+        bump()
+    dict.__setitem__(self, key, track(value))
+
+
+List.append = _list_append
+List.__setitem__ = _list_setitem
+Dict.__setitem__ = _dict_setitem
+
+jax.tree_util.register_pytree_with_keys(
+    List,
+    lambda xs: (
+        tuple((jax.tree_util.SequenceKey(i), x) for i, x in enumerate(xs)),
+        len(xs),
+    ),
+    lambda _, children: List(children),
+    lambda xs: (tuple(xs), len(xs)),
+)
+jax.tree_util.register_pytree_with_keys(
+    Dict,
+    lambda d: (
+        tuple((jax.tree_util.DictKey(k), d[k]) for k in d),
+        tuple(d),
+    ),
+    lambda keys, children: Dict(zip(keys, children, strict=True)),
+    lambda d: (tuple(d.values()), tuple(d)),
+)

@@ -1,0 +1,348 @@
+"""Variables: boxes that hold one piece of state plus metadata.
+
+The kind of a Variable is its class: ``Param``, ``BatchStat``, ``Cache``,
+``Intermediate``, or any user subclass (``class Count(Variable): pass``).
+Filters select state by kind, so the class is the label.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import jax
+import numpy as np
+
+from . import _errors, _tracking
+
+_MISSING = object()
+_OWN = frozenset({"_value", "_metadata", "value"})
+_EMPTY: dict = {}
+
+
+def _tracer_is_dead(x) -> bool:
+    """True when ``x`` is a tracer whose transformation is no longer running.
+
+    Outside every transformation no tracer is alive. Inside one, a tracer is
+    alive when its trace is the current trace or one of its parents. JAX has no
+    public API for this; on a JAX without these internals, nothing is reported.
+    """
+    trace = getattr(x, "_trace", None)
+    is_valid = getattr(trace, "is_valid", None)
+    if is_valid is not None and not is_valid():
+        return True
+    try:
+        from jax._src import core as jax_core
+
+        current = jax_core.trace_ctx.trace
+        if isinstance(current, jax_core.EvalTrace):
+            return True
+        while current is not None:
+            if current is trace:
+                return False
+            current = getattr(current, "parent_trace", None)
+    except (ImportError, AttributeError):  # pragma: no cover - other JAX internals
+        pass
+    return False
+
+
+def _leaf_ok(x) -> bool:
+    if x is None or isinstance(x, (jax.Array, np.ndarray, np.generic, bool, int, float, complex)):
+        return True
+    if isinstance(x, (list, tuple)):
+        return all(_leaf_ok(v) for v in x)
+    if isinstance(x, dict):
+        return all(_leaf_ok(v) for v in x.values())
+    if isinstance(x, Variable):
+        return False
+    # Abstract values (jax.ShapeDtypeStruct) and other array-likes.
+    return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def check_leaf(value, where: str) -> None:
+    """Raise StateLeafError unless ``value`` may live in a Variable or State."""
+    if not _leaf_ok(value):
+        text = repr(value)
+        if len(text) > 60:
+            text = text[:57] + "..."
+        raise _errors.StateLeafError(
+            _errors.STATE_LEAF_TYPE.format(where=where, found_type=type(value).__name__, found=text)
+        )
+
+
+def _unwrap(x):
+    return x.value if isinstance(x, Variable) else x
+
+
+class Variable:
+    """A mutable box around one value (usually a ``jax.Array``) plus metadata.
+
+    Subclass it to make a new kind of state; the subclass is the kind that
+    filters select on. Variables support arithmetic and in-place operators,
+    indexing (``v[...]``), ``.value``, and ``__jax_array__``/``__array__``.
+
+    Metadata is given as keyword arguments, read as attributes or through
+    ``metadata``, and replaced with ``replace(...)`` or plain assignment.
+
+    >>> import jax.numpy as jnp
+    >>> from ramie.core import Variable
+    >>> class Count(Variable): pass
+    >>> c = Count(jnp.array(0), description="steps taken")
+    >>> c += 1
+    >>> int(c.value), c.description
+    (1, 'steps taken')
+
+    Note: with jax >= 0.10 most ``jnp`` functions no longer accept objects
+    through ``__jax_array__``; pass ``v.value`` (or ``v[...]``) to them. The
+    Python operators (``x @ v + b``) work directly.
+    """
+
+    __slots__ = ("_value", "_metadata", "__weakref__")
+
+    def __init__(self, value: Any, **metadata: Any):
+        check_leaf(value, type(self).__name__)
+        object.__setattr__(self, "_value", value)
+        for name, item in metadata.items():
+            _check_hashable(name, item)
+        object.__setattr__(self, "_metadata", metadata or _EMPTY)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _register(cls)
+
+    # -- value -------------------------------------------------------------
+    @property
+    def value(self) -> Any:
+        """The boxed value."""
+        v = self._value
+        if isinstance(v, jax.core.Tracer) and _tracer_is_dead(v):
+            raise _errors.TraceLeakError(_errors.TRACE_LEAK.format(kind=type(self).__name__))
+        return v
+
+    @value.setter
+    def value(self, new: Any) -> None:
+        check_leaf(new, type(self).__name__)
+        object.__setattr__(self, "_value", new)
+
+    # -- metadata ----------------------------------------------------------
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """A copy of this Variable's metadata."""
+        return dict(self._metadata)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in _OWN:
+            raise AttributeError(name)
+        try:
+            return self._metadata[name]
+        except KeyError:
+            raise AttributeError(
+                f"{type(self).__name__} has no attribute or metadata {name!r}; its metadata "
+                f"keys are {sorted(self._metadata)}."
+            ) from None
+
+    def __setattr__(self, name: str, item: Any) -> None:
+        if name in _OWN:
+            object.__setattr__(self, name, item)
+            return
+        _check_hashable(name, item)
+        object.__setattr__(self, "_metadata", {**self._metadata, name: item})
+        _tracking.bump()
+
+    def replace(self, value: Any = _MISSING, **metadata: Any) -> Variable:
+        """Return a new Variable of the same kind with ``value``/metadata replaced.
+
+        >>> import jax.numpy as jnp
+        >>> from ramie.core import Param
+        >>> p = Param(jnp.zeros(2), sharding=None)
+        >>> q = p.replace(jnp.ones(2))
+        >>> type(q).__name__, float(q.value.sum())
+        ('Param', 2.0)
+        """
+        new = object.__new__(type(self))
+        v = self._value if value is _MISSING else value
+        if value is not _MISSING:
+            check_leaf(v, type(self).__name__)
+        for name, item in metadata.items():
+            _check_hashable(name, item)
+        object.__setattr__(new, "_value", v)
+        object.__setattr__(new, "_metadata", {**self._metadata, **metadata})
+        return new
+
+    def copy(self) -> Variable:
+        """A new Variable of the same kind with the same value and metadata."""
+        return _snapshot(self)
+
+    # -- array protocol ------------------------------------------------------
+    def __jax_array__(self):
+        return self.value
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.value, dtype=dtype)
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    @property
+    def ndim(self):
+        return self.value.ndim
+
+    @property
+    def size(self):
+        return self.value.size
+
+    def __len__(self):
+        return len(self.value)
+
+    def __iter__(self):
+        return iter(self.value)
+
+    def __bool__(self):
+        return bool(self.value)
+
+    def __float__(self):
+        return float(self.value)
+
+    def __int__(self):
+        return int(self.value)
+
+    def __index__(self):
+        return operator.index(self.value)
+
+    def __getitem__(self, index):
+        return self.value[index]
+
+    def __setitem__(self, index, item) -> None:
+        item = _unwrap(item)
+        current = self.value
+        if index is Ellipsis and getattr(current, "shape", None) == getattr(item, "shape", ()):
+            self.value = item
+        elif isinstance(current, jax.Array):
+            self.value = current.at[index].set(item)
+        else:
+            current = np.array(current, copy=True)
+            current[index] = item
+            self.value = current
+
+    def __repr__(self) -> str:
+        v = self._value
+        shape, dtype = getattr(v, "shape", None), getattr(v, "dtype", None)
+        if shape is not None and dtype is not None and int(np.prod(shape)) > 8:
+            body = f"{dtype}{list(shape)}"
+        else:
+            body = f"value={v!r}"
+        meta = "".join(f", {k}={item!r}" for k, item in self._metadata.items())
+        return f"{type(self).__name__}({body}{meta})"
+
+
+def _check_hashable(name: str, item: Any) -> None:
+    try:
+        hash(item)
+    except TypeError:
+        raise _errors.StateLeafError(
+            _errors.METADATA_UNHASHABLE.format(name=name, type_name=type(item).__name__)
+        ) from None
+
+
+def _snapshot(v: Variable) -> Variable:
+    new = _new(type(v))
+    _set_value(new, v._value)
+    _set_metadata(new, v._metadata)
+    return new
+
+
+def metadata_key(v: Variable) -> tuple:
+    """The metadata of ``v`` as a hashable, order-independent tuple."""
+    md = v._metadata
+    if not md:
+        return ()
+    return tuple(sorted(md.items()))
+
+
+def make_variable(cls: type, value: Any, metadata_items: tuple) -> Variable:
+    """Build a Variable of ``cls`` without running ``__init__`` (no validation)."""
+    new = _new(cls)
+    _set_value(new, value)
+    _set_metadata(new, dict(metadata_items) if metadata_items else _EMPTY)
+    return new
+
+
+def _binary(op):
+    def method(self, other):
+        return op(self.value, _unwrap(other))
+
+    def rmethod(self, other):
+        return op(_unwrap(other), self.value)
+
+    def imethod(self, other):
+        self.value = op(self.value, _unwrap(other))
+        return self
+
+    return method, rmethod, imethod
+
+
+for _name in [
+    "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul",
+    "and", "or", "xor", "lshift", "rshift",
+]:  # fmt: skip
+    _op = getattr(operator, _name + "_" if _name in ("and", "or") else _name)
+    _m, _r, _i = _binary(_op)
+    setattr(Variable, f"__{_name}__", _m)
+    setattr(Variable, f"__r{_name}__", _r)
+    setattr(Variable, f"__i{_name}__", _i)
+
+for _name in ["lt", "le", "gt", "ge"]:
+    setattr(Variable, f"__{_name}__", _binary(getattr(operator, _name))[0])
+
+for _name in ["neg", "pos", "abs", "invert"]:
+    setattr(
+        Variable, f"__{_name}__", (lambda op: lambda self: op(self.value))(getattr(operator, _name))
+    )
+
+
+def _register(cls: type) -> None:
+    def flatten_with_keys(v):
+        return ((jax.tree_util.GetAttrKey("value"), v._value),), metadata_key(v)
+
+    def flatten(v):
+        return (v._value,), metadata_key(v)
+
+    def unflatten(md, children):
+        return make_variable(cls, children[0], md)
+
+    jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
+
+
+_register(Variable)
+_new = object.__new__
+_set_value = Variable.__dict__["_value"].__set__
+_set_metadata = Variable.__dict__["_metadata"].__set__
+
+
+class Param(Variable):
+    """A trainable parameter. ``grad`` differentiates Params by default."""
+
+    __slots__ = ()
+
+
+class BatchStat(Variable):
+    """Statistics gathered over batches (BatchNorm's running mean and variance)."""
+
+    __slots__ = ()
+
+
+class Cache(Variable):
+    """Cached values, e.g. the keys and values of autoregressive attention."""
+
+    __slots__ = ()
+
+
+class Intermediate(Variable):
+    """Values recorded during a forward pass with ``Module.sow``."""
+
+    __slots__ = ()
