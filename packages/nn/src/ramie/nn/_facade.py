@@ -1,0 +1,101 @@
+"""Which ramie package provides which name, and loading whatever is installed."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+
+@dataclasses.dataclass
+class Package:
+    module: str
+    dist: str
+    expected: tuple[str, ...]
+    loaded: bool = False
+    names: tuple[str, ...] = ()
+    error: str = ""
+
+
+# The names each package is planned to provide (DESIGN.md), so that asking
+# for one whose package is missing says which distribution to install.
+PACKAGES = [
+    Package(
+        "ramie.layers",
+        "ramie-layers",
+        (
+            "Linear", "LinearGeneral", "Einsum", "Embed", "Conv", "ConvTranspose",
+            "BatchNorm", "LayerNorm", "RMSNorm", "GroupNorm", "InstanceNorm", "Dropout",
+            "MultiHeadAttention", "dot_product_attention", "make_attention_mask",
+            "make_causal_mask", "combine_masks", "LSTMCell", "GRUCell", "SimpleCell", "RNN",
+            "Bidirectional", "LoRA", "LoRALinear", "LoRAParam", "Sequential", "PReLU",
+            "avg_pool", "max_pool", "min_pool", "pool", "relu", "gelu", "silu", "swish",
+            "softmax", "log_softmax", "sigmoid", "tanh", "elu", "leaky_relu", "one_hot",
+            "initializers", "registry", "build",
+        ),
+    ),
+    Package(
+        "ramie.transforms",
+        "ramie-transforms",
+        (
+            "jit", "grad", "value_and_grad", "vjp", "jvp", "custom_vjp", "vmap", "scan",
+            "remat", "cond", "switch", "fori_loop", "while_loop", "eval_shape", "shard_map",
+            "Carry", "StateAxes", "split_rngs",
+        ),
+    ),
+    Package("ramie.training", "ramie-training", ("Optimizer", "metrics", "EMA")),
+    Package(
+        "ramie.serialization",
+        "ramie-serialization",
+        (
+            "serialization", "to_bytes", "from_bytes", "msgpack_serialize", "msgpack_restore",
+            "to_state_dict", "from_state_dict", "save_safetensors", "load_safetensors",
+            "CheckpointManager",
+        ),
+    ),
+]  # fmt: skip
+
+
+def load(namespace: dict[str, Any]) -> str:
+    """Import every installed ramie package and copy its public names into ``namespace``."""
+    for pkg in PACKAGES:
+        try:
+            module = importlib.import_module(pkg.module)
+        except ImportError as e:
+            pkg.error = str(e)
+            continue
+        pkg.loaded = True
+        pkg.names = tuple(getattr(module, "__all__", ()))
+        for name in pkg.names:
+            namespace[name] = getattr(module, name)
+        namespace.setdefault(pkg.module.rsplit(".", 1)[1], module)
+    try:
+        return version("ramie")
+    except PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+def _installed_version(dist: str) -> str:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "?"
+
+
+def missing_name(name: str) -> Exception:
+    """The error for ``nn.<name>`` when no installed package provides it."""
+    for pkg in PACKAGES:
+        if name not in pkg.expected:
+            continue
+        if not pkg.loaded:
+            return ImportError(
+                f"ramie.nn.{name} comes from {pkg.dist}, which is not installed "
+                f"({pkg.error}). Install it: pip install {pkg.dist}"
+            )
+        return AttributeError(
+            f"ramie.nn.{name} comes from {pkg.dist}, but the installed {pkg.dist} "
+            f"{_installed_version(pkg.dist)} does not provide it yet. Upgrade it: "
+            f"pip install -U {pkg.dist}"
+        )
+    return AttributeError(f"module 'ramie.nn' has no attribute {name!r}")
