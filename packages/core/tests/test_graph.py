@@ -376,3 +376,25 @@ def test_unflatten_takes_raw_values_in_paths_order():
     np.testing.assert_array_equal(m.a.w.value, [1.0, 2.0])
     with pytest.raises(core.GraphError, match="leaves"):
         core.unflatten(fg.graphdef, [])
+
+
+def test_abstract_arrays_are_state_not_static():
+    t = Tree()
+    graphdef, state = core.split(t)
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+    core.update(t, abstract)
+    assert isinstance(t.a.raw, jax.ShapeDtypeStruct)
+    assert core.graphdef(t) == graphdef  # still a leaf slot, not a static attribute
+    core.update(t, state)
+    np.testing.assert_array_equal(t.a.raw, np.ones(3))
+
+
+def test_a_bare_leaf_cannot_be_split_but_a_tuple_of_them_can():
+    v = core.Param(jnp.ones(2))
+    for bare in [v, jnp.ones(3)]:
+        with pytest.raises(core.GraphError) as info:
+            core.split(bare)
+        assert str(info.value) == _errors.ROOT_IS_A_LEAF.format(type_name=type(bare).__name__)
+    graphdef, state = core.split((v,))
+    (copy,) = core.merge(graphdef, state)
+    assert isinstance(copy, core.Param) and copy is not v

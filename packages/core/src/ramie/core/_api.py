@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _codegen, _errors
-from ._filters import Filter, to_predicate
+from ._filters import Filter, is_structural, to_predicate
 from ._graph import GraphDef, _Slot, flatten, leaf_kind, leaf_nodes, unflatten
 from ._module import Module
 from ._state import State, _flat_of
@@ -40,8 +40,13 @@ def _predicates(filters: tuple) -> list:
 def _partition(fg, filters: tuple, exhaustive: bool) -> list[State]:
     if not filters:
         return fg.states()
+    preds = tuple(_predicates(filters))
+    cacheable = all(map(is_structural, preds))
+    if cacheable:
+        assignment = fg.assignments.get(preds)
+        if assignment is not None:
+            return fg.states(assignment, len(preds))
     paths = fg.graphdef.paths
-    preds = _predicates(filters)
     assignment = []
     leftover = []
     for path, ref in zip(paths, fg.refs, strict=True):
@@ -63,7 +68,10 @@ def _partition(fg, filters: tuple, exhaustive: bool) -> list[State]:
                 paths=_errors.format_paths(leftover),
             )
         )
-    return fg.states(tuple(assignment), len(preds))
+    assignment = tuple(assignment)
+    if cacheable:
+        fg.assignments[preds] = assignment
+    return fg.states(assignment, len(preds))
 
 
 def _filter_name(f: Filter) -> str:
@@ -302,10 +310,6 @@ def _write_leaf(ref: Any, leaf: Any, path: tuple) -> None:
     else:
         check_leaf(leaf, f"The State leaf at '{_errors.format_path(path)}'")
         _set_value(ref, leaf)
-
-
-def _unused_int_path(path: tuple) -> tuple:
-    return tuple(int(k) if isinstance(k, str) and k.isdigit() else k for k in path)
 
 
 def _child(parent: Any, key: Any) -> Any:

@@ -223,21 +223,20 @@ def state_gatherer(paths: Sequence[tuple]) -> Callable[[dict], list]:
     then works out a precise error message the slow way.
     """
     gen = _Gen()
-    trie = _trie(paths, range(len(paths)))
-    checks: list[str] = []
+    if any(not p for p in paths):  # the root itself is a leaf: no State key holds it
+        gen.lines.append("raise KeyError(())")
 
-    def walk(d: dict, access: str) -> None:
-        checks.append(f"len({access}) == {len(d)}")
+    def walk(d: dict, node: str) -> None:
+        # Each sub-State is read once into a local, then its entries from there.
+        gen.lines.append(f"if len({node}) != {len(d)}: return None")
         for k, v in d.items():
             if isinstance(v, dict):
-                walk(v, f"{access}[{gen.const(k)}]")
+                child = f"t{len(gen.lines)}"
+                gen.lines.append(f"{child} = {node}[{gen.const(k)}]")
+                walk(v, child)
+            else:
+                gen.lines.append(f"l{v} = {node}[{gen.const(k)}]")
 
-    walk(trie, "s")
-    reads = []
-    for p in paths:
-        reads.append("s" + "".join(f"[{gen.const(k)}]" for k in p))
-    gen.lines.append(f"L = [{', '.join(reads)}]")
-    gen.lines.append(f"if not ({' and '.join(checks)}):")
-    gen.lines.append("    return None")
-    gen.lines.append("return L")
+    walk(_trie(paths, range(len(paths))), "s")
+    gen.lines.append(f"return [{', '.join(f'l{i}' for i in range(len(paths)))}]")
     return gen.compile("gather", "s")

@@ -158,4 +158,8 @@ METADATA_UNHASHABLE = (
     "got a {type_name}. Use a tuple instead of a list, or a frozenset instead of a set."
 )
 
-POP_FROM_IMMUTABLE = UPDATE_NOT_SETTABLE
+ROOT_IS_A_LEAF = (
+    "Cannot flatten a bare {type_name}: split/state/graphdef take a Module, or a tuple, "
+    "list or dict of objects, and a bare Variable or array has no path to store it under "
+    "in a State. Wrap it, e.g. split((variable,)), or put it in a Module."
+)

@@ -145,3 +145,18 @@ def to_predicate(f: Filter) -> Predicate:
     if callable(f):
         return f
     raise _errors.FilterError(_errors.UNKNOWN_FILTER.format(filter=f))
+
+
+def is_structural(pred: Predicate) -> bool:
+    """True when ``pred`` looks only at a leaf's type and path, never at its value.
+
+    Such a predicate gives the same answer for as long as an object's structure
+    is unchanged, so its partition of the leaves can be cached.
+    """
+    if isinstance(pred, (OfType, PathContains, _Constant)):
+        return True
+    if isinstance(pred, Any_):
+        return all(map(is_structural, pred._predicates))
+    if isinstance(pred, Not):
+        return is_structural(pred.filter)
+    return False

@@ -48,8 +48,8 @@ def _kind_of(t: type) -> int:
             kind = _DICT
         elif issubclass(t, tuple):
             kind = _TUPLE
-        elif issubclass(t, _tracking.ARRAY_TYPES) or issubclass(t, jax.core.Tracer):
-            kind = _ARRAY
+        elif issubclass(t, (*_tracking.ARRAY_TYPES, jax.core.Tracer, jax.ShapeDtypeStruct)):
+            kind = _ARRAY  # abstract arrays (eval_shape) are state like concrete ones
         else:
             kind = _STATIC
         _KINDS[t] = kind
@@ -155,7 +155,7 @@ class FlatGraph:
     unchanged since the walk.
     """
 
-    __slots__ = ("graphdef", "refs", "version", "_roots", "_index", "__weakref__")
+    __slots__ = ("graphdef", "refs", "version", "assignments", "_roots", "_index", "__weakref__")
 
     def __init__(self, graphdef: GraphDef, refs: list, version: int, roots: tuple):
         self.graphdef = graphdef
@@ -163,6 +163,8 @@ class FlatGraph:
         self.version = version
         self._roots = roots
         self._index: dict | None = None
+        # Filter predicates -> which State each leaf goes to (for structural filters).
+        self.assignments: dict[tuple, tuple] = {}
 
     @property
     def paths(self) -> tuple:
@@ -258,6 +260,8 @@ def flatten(obj: Any) -> FlatGraph:
     refs: list = []
     holder = [obj]
     node = _walk(obj, (), holder, 0, ids, paths, refs)
+    if paths and not paths[0]:
+        raise _errors.GraphError(_errors.ROOT_IS_A_LEAF.format(type_name=type(obj).__name__))
     graphdef = GraphDef(node, tuple(paths))
     if key is None:
         return FlatGraph(graphdef, refs, version, ())
