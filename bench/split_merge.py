@@ -10,8 +10,9 @@ Run: python bench/split_merge.py   (needs ramie-core installed)
 
 from __future__ import annotations
 
+import gc
 import statistics
-import timeit
+import time
 
 import jax
 import jax.numpy as jnp
@@ -45,9 +46,26 @@ class MLP(core.Module):
         self.blocks = [Block(n, rngs) for _ in range(depth)]
 
 
-def median_us(fn, number: int, repeat: int = 15) -> float:
-    times = timeit.repeat(fn, number=number, repeat=repeat)
-    return statistics.median(times) / number * 1e6
+def interleaved_medians(ops: dict, rounds: int = 25, number: int = 50) -> dict:
+    """Median µs per call of each op, timing the ops in turn, round after round.
+
+    Interleaving spreads machine noise evenly over the ops being compared.
+    The garbage collector is off while timing, as in ``timeit``.
+    """
+    times: dict = {name: [] for name in ops}
+    for fn in ops.values():  # warm up: caches and generated builders
+        fn()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for name, fn in ops.items():
+                start = time.perf_counter()
+                for _ in range(number):
+                    fn()
+                times[name].append((time.perf_counter() - start) / number * 1e6)
+    finally:
+        gc.enable()
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def main() -> None:
@@ -78,14 +96,17 @@ def main() -> None:
         core._tracking.bump()  # invalidate the structure cache
         core.split(model)
 
-    rows = [
-        ("jax.tree flatten+unflatten (dict)", median_us(tree_roundtrip, 200)),
-        ("ramie split+merge", median_us(split_merge, 100)),
-        ("ramie split (cached structure)", median_us(split_only, 200)),
-        ("ramie merge", median_us(merge_only, 100)),
-        ("ramie update", median_us(update_only, 100)),
-        ("ramie split (cold: structure walk)", median_us(cold_split, 50)),
-    ]
+    medians = interleaved_medians(
+        {
+            "jax.tree flatten+unflatten (dict)": tree_roundtrip,
+            "ramie split+merge": split_merge,
+            "ramie split (cached structure)": split_only,
+            "ramie merge": merge_only,
+            "ramie update": update_only,
+            "ramie split (cold: structure walk)": cold_split,
+        }
+    )
+    rows = list(medians.items())
     base = rows[0][1]
     print(f"24-block MLP, {n_leaves} Variables, {len(leaves)} dict leaves")
     print(f"{'operation':40s} {'median µs':>10s} {'× dict':>8s}")
