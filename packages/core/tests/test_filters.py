@@ -242,7 +242,7 @@ def test_non_exhaustive_split_names_every_leftover_path():
     with pytest.raises(core.FilterError) as info:
         core.split(m, core.Param)
     message = str(info.value)
-    assert f"{len(LEFTOVER_PATHS)} value(s) were left over" in message
+    assert f"{len(LEFTOVER_PATHS)} value(s) match none of the filters (Param)" in message
     listed = [line[4:].split(" ")[0] for line in message.splitlines() if line.startswith("  - ")]
     assert sorted(listed) == sorted(LEFTOVER_PATHS)
     assert "sub/kernel" not in listed and "w" not in listed

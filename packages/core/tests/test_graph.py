@@ -179,7 +179,7 @@ def test_leftover_error_names_every_path():
     msg = str(info.value)
     for path in ["a/stat", "a/raw", "blocks/0/stat", "blocks/1/raw", "pair/0"]:
         assert f"  - {path} (" in msg
-    assert "7 value(s) were left over" in msg
+    assert "7 value(s) match none of the filters (Param, Count)" in msg
     assert "`...`" in msg
 
 

@@ -53,7 +53,7 @@ def format_paths(paths, limit: int = 20) -> str:
 
 
 LEFTOVER_PATHS = (
-    "split(): the filters {filters} do not match every value; {count} value(s) were left "
+    "split(): {count} value(s) match none of the filters ({filters}), so they were left "
     "over:\n{paths}\nEvery value must go to exactly one State. Add a filter that catches "
     "them, e.g. end the filter list with `...` (Everything) to put the rest in a last State."
 )
