@@ -166,7 +166,9 @@ class Variable:
         for name, item in metadata.items():
             _check_hashable(name, item)
         object.__setattr__(new, "_value", v)
-        object.__setattr__(new, "_metadata", {**self._metadata, **metadata})
+        object.__setattr__(
+            new, "_metadata", {**self._metadata, **metadata} if metadata else self._metadata
+        )
         return new
 
     def copy(self) -> Variable:
