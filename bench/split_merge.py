@@ -79,6 +79,10 @@ def main() -> None:
         ls, td = jax.tree.flatten(pure)
         jax.tree.unflatten(td, ls)
 
+    def state_tree_roundtrip():
+        ls, td = jax.tree.flatten(state)
+        jax.tree.unflatten(td, ls)
+
     def split_merge():
         g, s = core.split(model)
         core.merge(g, s)
@@ -99,6 +103,7 @@ def main() -> None:
     medians = interleaved_medians(
         {
             "jax.tree flatten+unflatten (dict)": tree_roundtrip,
+            "jax.tree flatten+unflatten (the State)": state_tree_roundtrip,
             "ramie split+merge": split_merge,
             "ramie split (cached structure)": split_only,
             "ramie merge": merge_only,

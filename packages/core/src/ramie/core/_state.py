@@ -165,18 +165,21 @@ def insert(root: dict, path: Path, leaf: Any) -> None:
 
 def _state_flatten_with_keys(s: State):
     keys = _sorted_keys(s)
-    return tuple((jax.tree_util.DictKey(k), s[k]) for k in keys), tuple(keys)
+    return [(jax.tree_util.DictKey(k), s[k]) for k in keys], tuple(keys)
 
 
 def _state_flatten(s: State):
     keys = _sorted_keys(s)
-    return tuple(s[k] for k in keys), tuple(keys)
+    return list(map(s.__getitem__, keys)), tuple(keys)
+
+
+_new_dict = dict.__new__
+_update = dict.update
 
 
 def _state_unflatten(keys, children):
-    s = State()
-    for k, c in zip(keys, children, strict=True):
-        dict.__setitem__(s, k, c)
+    s = _new_dict(State)
+    _update(s, zip(keys, children, strict=True))
     return s
 
 

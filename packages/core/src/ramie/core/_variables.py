@@ -307,19 +307,38 @@ for _name in ["neg", "pos", "abs", "invert"]:
     )
 
 
+_METADATA_DICTS: dict[tuple, dict] = {}
+
+
+def _metadata_dict(items: tuple) -> dict:
+    """The (shared, never mutated) metadata dict for sorted metadata items."""
+    md = _METADATA_DICTS.get(items)
+    if md is None:
+        md = _METADATA_DICTS[items] = dict(items)
+    return md
+
+
 def _register(cls: type) -> None:
+    # These run for every Variable each time a State crosses jax.jit/tree_map:
+    # kept to a few C-level calls each.
     def flatten_with_keys(v):
-        return ((jax.tree_util.GetAttrKey("value"), v._value),), metadata_key(v)
+        md = v._metadata
+        return ((_VALUE_KEY, v._value),), (tuple(sorted(md.items())) if md else ())
 
     def flatten(v):
-        return (v._value,), metadata_key(v)
+        md = v._metadata
+        return (v._value,), (tuple(sorted(md.items())) if md else ())
 
     def unflatten(md, children):
-        return make_variable(cls, children[0], md)
+        new = _new(cls)
+        _set_value(new, children[0])
+        _set_metadata(new, _metadata_dict(md) if md else _EMPTY)
+        return new
 
     jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
 
 
+_VALUE_KEY = jax.tree_util.GetAttrKey("value")
 _register(Variable)
 _new = object.__new__
 _set_value = Variable.__dict__["_value"].__set__
