@@ -15,5 +15,5 @@ checks.define_tests(
     REQUIRES,
     ramie_requires=set(),
     forbidden=FORBIDDEN,
-    extras={"display": {"treescope"}},
+    extras={"display": {"treescope"}, "test": {"pytest", "hypothesis", "treescope"}},
 )

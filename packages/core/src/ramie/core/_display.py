@@ -90,6 +90,24 @@ def render_graphdef(graphdef: Any) -> str:
     return f"GraphDef({root}; leaves: {paths}{more})"
 
 
+def treescope_repr(obj: Any, path: str | None, subtree_renderer: Any) -> Any:
+    """Render a Module or Variable for treescope as ``Type(attr=..., ...)``.
+
+    Called through ``__treescope_repr__``, only when treescope is installed.
+    """
+    from treescope import repr_lib
+
+    if isinstance(obj, Variable):
+        attributes = {"value": obj._value, **obj._metadata}
+        color = "#f4c2a0" if isinstance(obj, Param) else "#b9d7f0"
+    else:
+        attributes = dict(vars(obj))
+        color = None
+    return repr_lib.render_object_constructor(
+        type(obj), attributes, path, subtree_renderer, roundtrippable=False, color=color
+    )
+
+
 def _in_notebook() -> bool:
     shell = sys.modules.get("IPython")
     if shell is None:

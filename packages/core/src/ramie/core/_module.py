@@ -62,6 +62,11 @@ class Module:
             _tracking.bump()
         object.__delattr__(self, name)
 
+    def __treescope_repr__(self, path, subtree_renderer):
+        from ._display import treescope_repr
+
+        return treescope_repr(self, path, subtree_renderer)
+
     def __repr__(self) -> str:
         from ._display import render
 

@@ -231,6 +231,11 @@ class Variable:
             current[index] = item
             self.value = current
 
+    def __treescope_repr__(self, path, subtree_renderer):
+        from ._display import treescope_repr
+
+        return treescope_repr(self, path, subtree_renderer)
+
     def __repr__(self) -> str:
         v = self._value
         shape, dtype = getattr(v, "shape", None), getattr(v, "dtype", None)
