@@ -148,3 +148,20 @@ def test_repr_is_a_readable_tree():
     assert text.splitlines()[0] == "Net"
     assert "  drop: Dropoutish" in text
     assert "mean: BatchStat float32[2]" in text
+
+
+def test_deepcopy_keeps_sharing_cycles_and_tracking():
+    import copy
+
+    net = Net()
+    net.alias = net.drop
+    net.me = net
+    core.graphdef(net)
+    dup = copy.deepcopy(net)
+    assert dup.alias is dup.drop and dup.me is dup
+    assert dup.layers[0].mean is not net.layers[0].mean
+    assert type(dup.layers) is core.List
+    g = core.graphdef(dup)
+    assert g == core.graphdef(net)
+    dup.layers.append(Normish())
+    assert core.graphdef(dup) != g  # the copy's containers report changes too
