@@ -191,13 +191,6 @@ def set_tracked(obj: Module) -> None:
     _SET_TRACKED(obj, True)
 
 
-def new_module(cls: type) -> Module:
-    """An instance of a Module subclass without running ``__init__``."""
-    obj = object.__new__(cls)
-    _SET_TRACKED(obj, False)
-    return obj
-
-
 def _iter_modules(value: Any, path: tuple, seen: set) -> Iterator[tuple[tuple, Module]]:
     if isinstance(value, Module):
         if id(value) in seen:

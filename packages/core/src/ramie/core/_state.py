@@ -8,7 +8,7 @@ registered pytree: ``jax.tree.map`` sees the arrays inside the Variables, and
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import jax
@@ -272,8 +272,3 @@ def _replace(state: dict, pure: Mapping, prefix: Path, missing: list, extra: lis
     for k in pure:
         if k not in used:
             extra.append(_errors.format_path(prefix + (k,)))
-
-
-def iter_leaves(state: Mapping) -> Iterator[tuple[Path, Any]]:
-    """Yield ``(path, leaf)`` for every leaf of a nested mapping."""
-    yield from _flat_of(state).items()
