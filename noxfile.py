@@ -173,6 +173,31 @@ def install_local(
     session.install(*args, *others)
 
 
+def session_requires(package: str) -> tuple[list[str], dict[str, str]]:
+    """Extra things a package's test session installs, from its ``[tool.ramie.nox]`` table.
+
+    ``extra-requires`` are requirement strings (optional test dependencies such
+    as ``flax`` that the package itself must not declare); ``local-requires``
+    are paths, relative to the package, of fixture distributions to install
+    (globs allowed); ``env`` is set while pytest runs. ::
+
+        [tool.ramie.nox]
+        extra-requires = ["flax>=0.12,<0.13"]
+        local-requires = ["tests/plugins/*"]
+        env = {RAMIE_TEST_PLUGINS = "1"}
+    """
+    path = PACKAGES_DIR / package / "pyproject.toml"
+    with path.open("rb") as file:
+        table = tomllib.load(file).get("tool", {}).get("ramie", {}).get("nox", {})
+    others = list(table.get("extra-requires", []))
+    for pattern in table.get("local-requires", []):
+        matches = sorted((PACKAGES_DIR / package).glob(pattern))
+        if not matches:
+            raise ValueError(f"{path}: local-requires {pattern!r} matches nothing")
+        others += [str(match) for match in matches if (match / "pyproject.toml").is_file()]
+    return others, dict(table.get("env", {}))
+
+
 def _scratch_dir(session: nox.Session, label: str) -> Path:
     """Return a new empty directory outside the checkout for a session to run in."""
     base = Path(tempfile.mkdtemp(prefix=f"ramie-{label}-"))
@@ -188,7 +213,9 @@ def _run_tests(
     env: dict[str, str] | None = None,
 ) -> None:
     """Install ``package`` (+ closure, + ``[test]``) and run its tests against the install."""
-    install_local(session, package, others=others)
+    more, session_env = session_requires(package)
+    install_local(session, package, others=(*others, *more))
+    env = {**session_env, **(env or {})}
     scratch = _scratch_dir(session, package)
     try:
         session.chdir(scratch)
