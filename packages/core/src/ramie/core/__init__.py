@@ -18,8 +18,11 @@ from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
 from ._api import clone, graphdef, merge, pop, split, state, update
+from ._diff import Change
+from ._diff import changes as graph_changes
 from ._display import display, render, summary
 from ._errors import (
+    CapturedMutationError,
     FilterError,
     GraphError,
     RamieError,
@@ -27,6 +30,8 @@ from ._errors import (
     StateLeafError,
     TraceLeakError,
     UnclassifiableAttributeError,
+    format_path,
+    format_paths,
 )
 from ._filters import All, Everything, Filter, Not, Nothing, OfType, PathContains, to_predicate
 from ._filters import Any_ as Any
@@ -35,7 +40,7 @@ from ._graph import FlatGraph, GraphDef, flatten, unflatten
 from ._module import Module
 from ._rngs import RngCount, RngKey, Rngs, RngState, RngStream
 from ._state import State, replace_by_pure_dict, to_pure_dict
-from ._tracking import Dict, List
+from ._tracking import Dict, Frame, List, transform_frame
 from ._tracking import version as structure_version
 from ._variables import BatchStat, Cache, Intermediate, Param, Variable
 
@@ -49,11 +54,14 @@ __all__ = [
     "Any",
     "BatchStat",
     "Cache",
+    "Change",
+    "CapturedMutationError",
     "Dict",
     "Everything",
     "Filter",
     "FilterError",
     "FlatGraph",
+    "Frame",
     "Functional",
     "GraphDef",
     "GraphError",
@@ -80,7 +88,10 @@ __all__ = [
     "clone",
     "display",
     "flatten",
+    "format_path",
+    "format_paths",
     "functional",
+    "graph_changes",
     "graphdef",
     "merge",
     "pop",
@@ -92,6 +103,7 @@ __all__ = [
     "summary",
     "to_predicate",
     "to_pure_dict",
+    "transform_frame",
     "unflatten",
     "update",
 ]

@@ -28,6 +28,10 @@ class TraceLeakError(RamieError, RuntimeError):
     """A Variable holds a tracer whose JAX transformation has already finished."""
 
 
+class CapturedMutationError(RamieError, RuntimeError):
+    """A transformed function assigned a traced value to an object it captured."""
+
+
 class UnclassifiableAttributeError(RamieError, TypeError):
     """A Module attribute is neither state, a submodule, a container nor a static value."""
 
@@ -97,6 +101,14 @@ TRACE_LEAK = (
     "(closed over) by jax.jit/grad/vmap is assigned inside the transformed function. Pass "
     "the object to the function as an argument through a ramie transform "
     "(ramie.transforms.jit), or use split() before and update() after the jax transform."
+)
+
+CAPTURED_MUTATION = (
+    "A {kind} ({found}) was assigned a traced value inside ramie.transforms.{transform}, but "
+    "it was not passed to the transformed function: it belongs to an object captured from "
+    "the enclosing scope (a closure or a global). Changes to captured objects cannot leave "
+    "a transform and would leak tracers. Pass the object that holds it (e.g. the Module) as "
+    "an argument, `{transform}(f)(model, ...)`, instead of closing over it."
 )
 
 UNCLASSIFIABLE = (

@@ -10,6 +10,8 @@ structure version changes (see ``_tracking``), so repeated ``split``/
 
 from __future__ import annotations
 
+import collections
+import operator
 import weakref
 from collections.abc import Hashable, Sequence
 from typing import Any
@@ -33,6 +35,8 @@ from ._variables import Variable, _snapshot, metadata_key
 _ARRAY_NODE = (_ARRAY,)
 _KINDS: dict[type, int] = {}
 _VALUE_SET = Variable.__dict__["_value"].__set__
+_GET_VALUE = operator.attrgetter("_value")  # Variables' slot and _Slot's property alike
+_CONSUME = collections.deque(maxlen=0).extend  # run an iterator for its side effects
 
 
 def _kind_of(t: type) -> int:
@@ -155,11 +159,21 @@ class FlatGraph:
     unchanged since the walk.
     """
 
-    __slots__ = ("graphdef", "refs", "version", "assignments", "_roots", "_index", "__weakref__")
+    __slots__ = (
+        "graphdef",
+        "refs",
+        "version",
+        "assignments",
+        "_roots",
+        "_index",
+        "_all_variables",
+        "__weakref__",
+    )
 
     def __init__(self, graphdef: GraphDef, refs: list, version: int, roots: tuple):
         self.graphdef = graphdef
         self.refs = refs
+        self._all_variables = not any(type(r) is _Slot for r in refs)
         self.version = version
         self._roots = roots
         self._index: dict | None = None
@@ -176,7 +190,7 @@ class FlatGraph:
 
     def values(self) -> list:
         """The current value of every leaf (Variables unwrapped), in ``paths`` order."""
-        return [r._value for r in self.refs]
+        return list(map(_GET_VALUE, self.refs))
 
     def leaves(self) -> list:
         """Every leaf as a State would hold it: Variable copies and raw arrays."""
@@ -199,7 +213,13 @@ class FlatGraph:
 
     def set_values(self, values: Sequence) -> None:
         """Write ``values`` (in ``paths`` order) into the leaves, in place."""
-        for r, v in zip(self.refs, values, strict=True):
+        refs = self.refs
+        if len(values) != len(refs):
+            raise ValueError(f"set_values(): expected {len(refs)} values, got {len(values)}")
+        if self._all_variables:
+            _CONSUME(map(_VALUE_SET, refs, values))
+            return
+        for r, v in zip(refs, values, strict=True):
             if type(r) is _Slot:
                 r.set(v)
             else:
@@ -227,9 +247,15 @@ _CACHE_SIZE = 512
 def _root_key(obj: Any) -> Hashable | None:
     if isinstance(obj, Module):
         return id(obj)
-    if type(obj) is tuple and obj and all(isinstance(o, (Module, Variable)) for o in obj):
+    if type(obj) is tuple and obj:
+        for o in obj:
+            if not isinstance(o, _ROOT_TYPES):
+                return None
         return tuple(map(id, obj))
     return None
+
+
+_ROOT_TYPES = (Module, Variable)
 
 
 def flatten(obj: Any) -> FlatGraph:

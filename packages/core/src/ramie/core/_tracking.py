@@ -14,6 +14,9 @@ caches of others.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import jax
 import numpy as np
 
@@ -31,6 +34,59 @@ def version() -> int:
 
 
 ARRAY_TYPES = (jax.Array, np.ndarray)
+
+
+# -- transform frames ------------------------------------------------------------
+class Frame:
+    """One running (tracing) ramie transform: its name and the objects it owns.
+
+    A transform pushes a Frame while it traces the user's function and adds
+    the ids of the Variables it rebuilt from its arguments; Variables created
+    while the frame is on top are added as they are made. Assigning a traced
+    value to a Variable that the innermost frame does not own means the
+    function mutates an object it captured instead of receiving it, which
+    cannot be propagated out of the transform (see ``Variable.value``).
+    """
+
+    __slots__ = ("name", "owned")
+
+    def __init__(self, name: str):
+        self.name = name
+        self.owned: set[int] = set()
+
+    def own(self, objects) -> None:
+        """Mark ``objects`` (e.g. ``flatten(rebuilt).refs``) as owned by this transform."""
+        self.owned.update(map(id, objects))
+
+
+#: The stack of transforms currently tracing, innermost last. Empty outside transforms.
+FRAMES: list[Frame] = []
+
+
+@contextlib.contextmanager
+def transform_frame(name: str) -> Iterator[Frame]:
+    """Run a block as transform ``name`` tracing the user's function.
+
+    For authors of transforms: inside the block, assigning a traced value to
+    a Variable the frame does not own raises ``CapturedMutationError``.
+
+    >>> from ramie.core import Param, transform_frame
+    >>> with transform_frame("jit") as frame:
+    ...     p = Param(1.0)  # made inside: owned
+    ...     frame.owned == {id(p)}
+    True
+    """
+    frame = Frame(name)
+    FRAMES.append(frame)
+    try:
+        yield frame
+    finally:
+        FRAMES.remove(frame)
+
+
+def owned_by_frame(obj) -> None:
+    """Record that ``obj`` was made inside the innermost running transform."""
+    FRAMES[-1].owned.add(id(obj))
 
 
 def track(value):

@@ -16,6 +16,7 @@ import numpy as np
 from . import _errors, _tracking
 
 _MISSING = object()
+_FRAMES = _tracking.FRAMES
 _OWN = frozenset({"_value", "_metadata", "value"})
 _EMPTY: dict = {}
 
@@ -105,6 +106,8 @@ class Variable:
         for name, item in metadata.items():
             _check_hashable(name, item)
         object.__setattr__(self, "_metadata", metadata or _EMPTY)
+        if _FRAMES:
+            _tracking.owned_by_frame(self)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -122,6 +125,8 @@ class Variable:
     @value.setter
     def value(self, new: Any) -> None:
         check_leaf(new, type(self).__name__)
+        if _FRAMES and isinstance(new, jax.core.Tracer) and id(self) not in _FRAMES[-1].owned:
+            _captured_mutation(self, new)
         object.__setattr__(self, "_value", new)
 
     # -- metadata ----------------------------------------------------------
@@ -169,6 +174,8 @@ class Variable:
         object.__setattr__(
             new, "_metadata", {**self._metadata, **metadata} if metadata else self._metadata
         )
+        if _FRAMES:
+            _tracking.owned_by_frame(new)
         return new
 
     def copy(self) -> Variable:
@@ -247,6 +254,17 @@ class Variable:
         return f"{type(self).__name__}({body}{meta})"
 
 
+def _captured_mutation(v: Variable, new: Any) -> None:
+    old = v._value
+    shape, dtype = getattr(old, "shape", None), getattr(old, "dtype", None)
+    found = f"holding {dtype}{list(shape)}" if shape is not None else f"holding {old!r:.40}"
+    raise _errors.CapturedMutationError(
+        _errors.CAPTURED_MUTATION.format(
+            kind=type(v).__name__, found=found, transform=_FRAMES[-1].name
+        )
+    )
+
+
 def _check_hashable(name: str, item: Any) -> None:
     try:
         hash(item)
@@ -260,6 +278,8 @@ def _snapshot(v: Variable) -> Variable:
     new = _new(type(v))
     _set_value(new, v._value)
     _set_metadata(new, v._metadata)
+    if _FRAMES:
+        _tracking.owned_by_frame(new)
     return new
 
 
@@ -276,6 +296,8 @@ def make_variable(cls: type, value: Any, metadata_items: tuple) -> Variable:
     new = _new(cls)
     _set_value(new, value)
     _set_metadata(new, dict(metadata_items) if metadata_items else _EMPTY)
+    if _FRAMES:
+        _tracking.owned_by_frame(new)
     return new
 
 
@@ -338,6 +360,8 @@ def _register(cls: type) -> None:
         new = _new(cls)
         _set_value(new, children[0])
         _set_metadata(new, _metadata_dict(md) if md else _EMPTY)
+        if _FRAMES:
+            _tracking.owned_by_frame(new)
         return new
 
     jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
