@@ -1,11 +1,58 @@
-"""``ramie.transforms`` (ramie-transforms): a placeholder.
+"""``ramie.transforms``: JAX transforms that take, return and update ramie objects.
 
-The issue that brings this package's code has not landed yet, so it exports
-nothing. It exists so that the distribution builds, installs and can be
-depended upon.
+Each transform accepts Modules, Rngs, Variables (and any nesting of them with
+arrays) and propagates every mutation made inside back to the caller's
+objects, keeping shared references shared.
+
+>>> import jax.numpy as jnp
+>>> from ramie import core
+>>> from ramie.transforms import jit
+>>> class Count(core.Module):
+...     def __init__(self):
+...         self.n = core.Variable(jnp.array(0))
+>>> @jit
+... def step(c):
+...     c.n.value += 1
+>>> c = Count()
+>>> step(c); step(c)
+>>> int(c.n.value)
+2
 """
 
 from importlib.metadata import version as _version
 
-__all__: list[str] = []
+from ._autodiff import grad, jvp, value_and_grad, vjp
+from ._axes import Carry, StateAxes
+from ._control import cond, eval_shape, remat, switch
+from ._custom_vjp import custom_vjp
+from ._errors import CarryError, StructureChangedError, TransformArgumentError
+from ._jit import jit
+from ._loops import fori_loop, while_loop
+from ._scan import scan
+from ._shard_map import shard_map
+from ._vmap import split_rngs, vmap
+
+__all__ = [
+    "Carry",
+    "CarryError",
+    "StateAxes",
+    "StructureChangedError",
+    "TransformArgumentError",
+    "cond",
+    "custom_vjp",
+    "eval_shape",
+    "fori_loop",
+    "grad",
+    "jit",
+    "jvp",
+    "remat",
+    "scan",
+    "shard_map",
+    "split_rngs",
+    "switch",
+    "value_and_grad",
+    "vjp",
+    "vmap",
+    "while_loop",
+]
 __version__: str = _version("ramie-transforms")

@@ -1,0 +1,142 @@
+"""Axis specifications shared by vmap and scan: ``StateAxes``, ``Carry``, per-leaf axes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+
+from ramie import core
+
+from . import _errors
+from . import _graphargs as ga
+
+
+class _CarryType:
+    """Marks the carry in ``scan``'s ``in_axes``/``out_axes`` (``Carry``)."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "Carry"
+
+    def __reduce__(self):
+        return "Carry"
+
+
+Carry = _CarryType()
+
+
+class StateAxes:
+    """Axes for an object's state chosen by filter: ``StateAxes({Param: 0, ...: None})``.
+
+    Each leaf of the object takes the axis of the first filter that matches it
+    (a Variable type, a tuple of them, ``...`` for everything, ``PathContains``,
+    any callable filter). ``None`` broadcasts the leaf; ``Carry`` (in ``scan``)
+    carries it from one iteration to the next.
+
+    >>> import jax.numpy as jnp
+    >>> from ramie import core
+    >>> from ramie.transforms import StateAxes
+    >>> axes = StateAxes({core.BatchStat: None, ...: 0})
+    >>> axes.axis_for(("mean",), core.BatchStat(jnp.zeros(2))), axes.axis_for(("w",), 1.0)
+    (None, 0)
+    """
+
+    def __init__(self, mapping: Mapping[Any, Any]):
+        self.filters = tuple(mapping.keys())
+        self.axes = tuple(mapping.values())
+        self._preds = tuple(core.to_predicate(f) for f in self.filters)
+
+    def axis_for(self, path: tuple, leaf: Any) -> Any:
+        for pred, axis in zip(self._preds, self.axes, strict=True):
+            if pred(path, leaf):
+                return axis
+        raise _errors.TransformArgumentError(
+            _errors.STATE_AXES_UNMATCHED.format(
+                path=core.format_path(path),
+                kind=type(leaf).__name__ if isinstance(leaf, core.Variable) else "array",
+                filters=", ".join(map(repr, self.filters)),
+            )
+        )
+
+    def __repr__(self) -> str:
+        items = ", ".join(f"{f!r}: {a!r}" for f, a in zip(self.filters, self.axes, strict=True))
+        return f"StateAxes({{{items}}})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, StateAxes)
+            and self.filters == other.filters
+            and self.axes == other.axes
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.filters, self.axes))
+
+
+def per_argument(transform: str, axes: Any, nargs: int) -> tuple:
+    """One axis spec per positional argument (``in_axes`` as given, checked)."""
+    if isinstance(axes, (list, tuple)):
+        if len(axes) != nargs:
+            raise _errors.TransformArgumentError(
+                _errors.IN_AXES_ARITY.format(transform=transform, given=len(axes), count=nargs)
+            )
+        return tuple(axes)
+    return (axes,) * nargs
+
+
+def value_axes(ex: ga.Extracted, arg_axes: Sequence, kwargs_axis: Any = 0) -> list:
+    """The axis of every object leaf (in ``ex.fg.paths`` order) of an ``(args, kwargs)`` call."""
+    positions = ga.arg_positions(ex.spec)
+    obj_axis: dict[int, Any] = {}
+    for pos, slot in zip(positions, ex.spec[1], strict=True):
+        if slot >= 0 and slot not in obj_axis:
+            obj_axis[slot] = arg_axes[pos] if isinstance(pos, int) else kwargs_axis
+    fg = ex.fg
+    out = []
+    for path, ref in zip(fg.paths, fg.refs, strict=True):
+        spec = obj_axis[path[0]]
+        if isinstance(spec, StateAxes):
+            leaf = ref if isinstance(ref, core.Variable) else ref._value
+            out.append(spec.axis_for(path[1:], leaf))
+        else:
+            out.append(spec)
+    return out
+
+
+def plain_axes(args: tuple, kwargs: dict, arg_axes: Sequence, kwargs_axis: Any = 0) -> list:
+    """The axis of every plain (non-object) leaf, expanding pytree prefixes like jax.vmap."""
+    out: list = []
+    for arg, axis in [*zip(args, arg_axes, strict=True), (kwargs, kwargs_axis)]:
+        if isinstance(axis, StateAxes):
+            if not isinstance(arg, ga.GRAPH_TYPES):
+                raise _errors.TransformArgumentError(_errors.STATE_AXES_ON_ARRAY)
+            continue
+        flat = jax.tree_util.tree_leaves(arg, is_leaf=ga.is_graph)
+        if _is_axis(axis):
+            out.extend(axis for x in flat if not isinstance(x, ga.GRAPH_TYPES))
+            continue
+        expanded = jax.tree_util.tree_map(
+            lambda a, sub: [a] * len(jax.tree_util.tree_leaves(sub, is_leaf=ga.is_graph)),
+            axis,
+            arg,
+            is_leaf=_is_axis,
+        )
+        axes = [a for group in jax.tree_util.tree_leaves(expanded, is_leaf=_is_list) for a in group]
+        out.extend(a for a, x in zip(axes, flat, strict=True) if not isinstance(x, ga.GRAPH_TYPES))
+    return out
+
+
+def _is_axis(x: Any) -> bool:
+    return x is None or x is Carry or isinstance(x, int)
+
+
+def _is_list(x: Any) -> bool:
+    return isinstance(x, list)

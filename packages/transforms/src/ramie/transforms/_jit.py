@@ -1,0 +1,378 @@
+"""``jit``: jax.jit for functions of ramie objects, at the per-call cost of jax.jit.
+
+Per call, on the fast path (positional arguments that are ramie objects or
+arrays): one cached ``flatten`` lookup of the argument objects, a list of
+their leaf values, the compiled call, and the new values written back into
+the same Variables. The graph is walked, and the function traced, only when
+the structure of the arguments changes.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from ramie import core
+
+from . import _graphargs as ga
+
+# Argument types that can never hold a ramie object: passed through as leaves.
+_LEAF_TYPES = frozenset(
+    {type(np.zeros(())), np.ndarray, int, float, bool, complex, type(None)}
+    | {type(jax.numpy.zeros(()))}
+)
+_GRAPH = ga.GRAPH_TYPES
+_NOTHING: tuple = ([], [])
+_NO_DONATION, _DONATE_OBJECTS, _DONATE_MIXED = range(3)
+
+
+def _as_tuple(x: int | Sequence[int] | None) -> tuple:
+    if x is None:
+        return ()
+    if isinstance(x, int):
+        return (x,)
+    return tuple(x)
+
+
+class Layout:
+    """Everything static about one call shape, interned: one object per distinct content.
+
+    It is the single static argument of the inner ``jax.jit``: hashing and
+    comparing it is by identity (C speed), and interning makes equal layouts
+    the same object, so a re-walked but unchanged structure hits the cache.
+    """
+
+    __slots__ = ("graphdef", "spec", "statics", "dmask", "mode", "jitted", "__weakref__")
+
+    def __init__(self, graphdef, spec, statics, dmask):
+        self.graphdef = graphdef
+        self.spec = spec
+        self.statics = statics
+        self.dmask = dmask
+        if dmask is None:
+            self.mode = _NO_DONATION
+        elif all(dmask[0]) and not any(dmask[1]):
+            self.mode = _DONATE_OBJECTS
+        else:
+            self.mode = _DONATE_MIXED
+        self.jitted = None
+
+
+class _Signature:
+    """How to pick objects and leaves out of positional arguments of given types."""
+
+    __slots__ = ("objs", "leaves", "nobjs", "positions")
+
+    def __init__(self, types: tuple):
+        self.positions = tuple(i for i, t in enumerate(types) if issubclass(t, _GRAPH))
+        rest = tuple(i for i, t in enumerate(types) if not issubclass(t, _GRAPH))
+        self.nobjs = len(self.positions)
+        self.objs = _picker(self.positions)
+        self.leaves = _picker(rest)
+
+
+def _picker(positions: tuple) -> Callable[[tuple], tuple]:
+    if not positions:
+        return lambda args: ()
+    if len(positions) == 1:
+        i = positions[0]
+        return lambda args: (args[i],)
+    return operator.itemgetter(*positions)
+
+
+_GENERAL = object()  # a type signature that needs the general path
+
+
+class _Jitted:
+    """A function compiled with ``jax.jit`` that takes and updates ramie objects."""
+
+    def __init__(self, fun: Callable, **options: Any):
+        """``options`` are ``jit``'s keyword arguments (see ``jit``)."""
+        static_argnums = options.pop("static_argnums", ())
+        static_argnames = options.pop("static_argnames", ())
+        donate_argnums = options.pop("donate_argnums", ())
+        donate_argnames = options.pop("donate_argnames", ())
+        in_shardings = options.pop("in_shardings", None)
+        out_shardings = options.pop("out_shardings", None)
+        jit_kwargs = options
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.static_argnums = _as_tuple(static_argnums)
+        self.static_argnames = (
+            (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+        )
+        donate = set(_as_tuple(donate_argnums))
+        names = (donate_argnames,) if isinstance(donate_argnames, str) else donate_argnames
+        if names:
+            params = list(inspect.signature(fun).parameters)
+            donate |= {params.index(n) for n in names if n in params}
+        self.donate_argnums = tuple(sorted(donate))
+        self.in_shardings = in_shardings
+        self.out_shardings = out_shardings
+        self._jit_kwargs = jit_kwargs
+        self._compiled = self._make_jit(None, None)
+        self._signatures: dict = {}
+        self._layouts: dict = {}
+        if self.static_argnums or self.static_argnames:
+            self._signatures = _AlwaysGeneral()
+
+    # The traced function; ``layout`` is its only static argument.
+    def _inner(self, layout, donated, kept):
+        values, leaves = _interleave(layout.dmask, donated, kept)
+        fun = _bind_statics(self.fun, layout.statics) if layout.statics else self.fun
+        return ga.call_traced("jit", fun, layout.graphdef, layout.spec, values, leaves)
+
+    def _make_jit(self, in_shardings, out_shardings):
+        kwargs = dict(self._jit_kwargs)
+        if in_shardings is not None:
+            kwargs["in_shardings"] = in_shardings
+        if out_shardings is not None:
+            kwargs["out_shardings"] = out_shardings
+        return jax.jit(
+            self._inner,
+            static_argnums=(0,),
+            donate_argnums=(1,) if self.donate_argnums else (),
+            **kwargs,
+        )
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return functools.partial(self, obj)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        sig = self._signatures.get(tuple(map(type, args))) if not kwargs else _GENERAL
+        if sig is None:
+            sig = self._signature(args)
+        if sig is _GENERAL:
+            return self._call_general(args, kwargs)
+        objs = sig.objs(args)
+        fg = core.flatten(objs) if objs else _EMPTY_GRAPH
+        layout = fg.assignments.get(sig)
+        if layout is None:
+            layout = fg.assignments[sig] = self._layout_positional(sig, args, fg)
+        return self._run(layout, fg, objs, fg.values(), list(sig.leaves(args)))
+
+    def _run(self, layout, fg, objs, values, leaves):
+        mode = layout.mode
+        if mode == _NO_DONATION:
+            out = layout.jitted(layout, _NOTHING, (values, leaves))
+        elif mode == _DONATE_OBJECTS:
+            out = layout.jitted(layout, (values, []), ([], leaves))
+        else:
+            out = layout.jitted(layout, *_partition(layout.dmask, values, leaves))
+        new_graphdef, new_values, meta, payload = out
+        if new_graphdef is None:
+            fg.set_values(new_values)
+        else:
+            ga.propagate(fg, objs, new_graphdef, new_values)
+        if meta is None:
+            return payload
+        return ga.import_(meta, payload, objs)
+
+    def _signature(self, args: tuple):
+        types = tuple(map(type, args))
+        if all(t in _LEAF_TYPES or issubclass(t, _GRAPH) for t in types):
+            sig = _Signature(types)
+        else:
+            sig = _GENERAL
+        self._signatures[types] = sig
+        return sig
+
+    def _layout_positional(self, sig: _Signature, args: tuple, fg) -> Layout:
+        slots = tuple(
+            sig.positions.index(i) if i in sig.positions else -1 for i in range(len(args))
+        )
+        spec = (_ARGS_TREEDEFS(len(args)), slots)
+        dmask = self._donation_mask(fg, slots, [i for i, s in enumerate(slots) if s < 0])
+        return self._intern(fg, spec, (), dmask, slots)
+
+    def _intern(self, fg, spec, statics, dmask, slots) -> Layout:
+        key = (fg.graphdef, spec, statics, dmask)
+        layout = self._layouts.get(key)
+        if layout is None:
+            layout = Layout(fg.graphdef, spec, statics, dmask)
+            layout.jitted = self._jit_for(fg, slots, dmask)
+            if len(self._layouts) >= _MAX_LAYOUTS:
+                self._layouts.pop(next(iter(self._layouts)))
+            self._layouts[key] = layout
+        return layout
+
+    def _donation_mask(self, fg, slots, leaf_args) -> tuple | None:
+        if not self.donate_argnums:
+            return None
+        donated_objs = {slots[i] for i in self.donate_argnums if i < len(slots) and slots[i] >= 0}
+        value_mask = tuple(p[0] in donated_objs for p in fg.paths)
+        leaf_mask = tuple(i in self.donate_argnums for i in leaf_args)
+        return (value_mask, leaf_mask)
+
+    def _jit_for(self, fg, slots, dmask):
+        if self.in_shardings is None and self.out_shardings is None:
+            return self._compiled
+        donated, kept = _inner_shardings(self.in_shardings, fg, slots, dmask)
+        values = None
+        if self.in_shardings is not None:  # new values keep the inputs' placement
+            values = _interleave(dmask, donated, kept)[0]
+        return self._make_jit((donated, kept), (None, values, None, self.out_shardings))
+
+    # -- general path: nested containers, kwargs, static arguments ---------------
+    def _call_general(self, args: tuple, kwargs: dict) -> Any:
+        statics = tuple((i, args[i]) for i in self.static_argnums if i < len(args))
+        statics += tuple(("kw", k, kwargs[k]) for k in self.static_argnames if k in kwargs)
+        if statics:
+            args = tuple(a for i, a in enumerate(args) if i not in self.static_argnums)
+            kwargs = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
+        ex = ga.Extracted((args, kwargs))
+        fg = ex.fg
+        dmask = None
+        if self.donate_argnums:
+            donated = [a for i, a in enumerate(args) if i in self.donate_argnums]
+            dset = ga.Extracted((donated, {}))
+            ids = {id(o) for o in dset.objs}
+            donated_objs = {i for i, o in enumerate(ex.objs) if id(o) in ids}
+            leaf_ids = {id(x) for x in dset.leaves}
+            dmask = (
+                tuple(p[0] in donated_objs for p in fg.paths),
+                tuple(id(x) in leaf_ids for x in ex.leaves),
+            )
+        layout = self._intern(fg, ex.spec, statics, dmask, None)
+        if self.in_shardings is not None or self.out_shardings is not None:
+            layout.jitted = self._compiled  # shardings apply on the positional path only
+        return self._run(layout, fg, ex.objs, fg.values(), ex.leaves)
+
+
+class _AlwaysGeneral(dict):
+    def get(self, key, default=None):
+        return _GENERAL
+
+
+@functools.lru_cache(maxsize=64)
+def _ARGS_TREEDEFS(n: int):
+    return jax.tree_util.tree_structure(((0,) * n, {}))
+
+
+_MAX_LAYOUTS = 256
+_EMPTY_GRAPH = core.flatten(())
+
+
+def _same_positions(slots: tuple, args: tuple, objs: tuple) -> bool:
+    for i, s in enumerate(slots):
+        if s >= 0 and args[i] is not objs[s]:
+            return False
+    return True
+
+
+def _partition(dmask, values, leaves):
+    vmask, lmask = dmask
+    dv = [v for v, m in zip(values, vmask, strict=True) if m]
+    kv = [v for v, m in zip(values, vmask, strict=True) if not m]
+    dl = [x for x, m in zip(leaves, lmask, strict=True) if m]
+    kl = [x for x, m in zip(leaves, lmask, strict=True) if not m]
+    return (dv, dl), (kv, kl)
+
+
+def _interleave(dmask, donated, kept):
+    if dmask is None:
+        return kept
+    out = []
+    for mask, d, k in zip(dmask, donated, kept, strict=True):
+        di, ki = iter(d), iter(k)
+        out.append([next(di) if m else next(ki) for m in mask])
+    return out[0], out[1]
+
+
+def _bind_statics(fun, statics):
+    """``fun`` with the static arguments (removed before tracing) put back in place."""
+    positional = [(i, v) for i, *v in statics if i != "kw"]
+    named = {k: v for tag, k, v in (x for x in statics if x[0] == "kw")}
+
+    def bound(*args, **kwargs):
+        args = list(args)
+        for i, (v,) in positional:
+            args.insert(i, v)
+        return fun(*args, **kwargs, **named)
+
+    return bound
+
+
+def _inner_shardings(in_shardings, fg, slots, dmask):
+    """Shardings of the inner (donated, kept) arguments from per-argument ones."""
+    per_arg = (
+        tuple(in_shardings)
+        if isinstance(in_shardings, (tuple, list))
+        else (in_shardings,) * len(slots)
+    )
+    by_obj = {slots[i]: s for i, s in enumerate(per_arg) if slots[i] >= 0}
+    values = [_leaf_sharding(by_obj.get(p[0]), p[1:]) for p in fg.paths]
+    leaves = [s for i, s in enumerate(per_arg) if slots[i] < 0]
+    if dmask is None:
+        return ([], []), (values, leaves)
+    return _partition(dmask, values, leaves)
+
+
+def _leaf_sharding(spec, path):
+    if spec is None or isinstance(spec, jax.sharding.Sharding):
+        return spec
+    node = spec
+    for k in path:
+        node = node[k]
+    return node.value if isinstance(node, core.Variable) else node
+
+
+def jit(
+    fun: Callable | None = None,
+    *,
+    static_argnums: int | Sequence[int] = (),
+    static_argnames: str | Sequence[str] = (),
+    donate_argnums: int | Sequence[int] = (),
+    donate_argnames: str | Sequence[str] = (),
+    in_shardings: Any = None,
+    out_shardings: Any = None,
+    **jit_kwargs: Any,
+) -> Any:
+    """``jax.jit`` for functions that take and mutate ramie objects.
+
+    Arguments may be Modules, Rngs, Variables, any nesting of them with
+    arrays, or anything ``jax.jit`` accepts. Every mutation made inside
+    (parameters, BatchNorm statistics, RNG counters, optimizer steps, newly
+    sown Intermediates) is written back into the caller's objects, and
+    references shared between arguments stay shared. Use as ``@jit`` or
+    ``@jit(...)``.
+
+    ``donate_argnums``/``donate_argnames`` donate every leaf of the objects
+    (or arrays) at those positions; ``in_shardings`` gives per positional
+    argument a ``Sharding`` (for all of an object's leaves) or a State of
+    shardings; ``out_shardings`` applies to an output holding no objects.
+
+    >>> import jax.numpy as jnp
+    >>> from ramie import core
+    >>> from ramie.transforms import jit
+    >>> class Counter(core.Module):
+    ...     def __init__(self):
+    ...         self.n = core.Variable(jnp.array(0))
+    >>> @jit
+    ... def tick(c, k):
+    ...     c.n.value = c.n.value + k
+    ...     return c.n.value * 10
+    >>> c = Counter()
+    >>> int(tick(c, 2)), int(c.n.value)
+    (20, 2)
+    """
+    options = dict(
+        static_argnums=static_argnums,
+        static_argnames=static_argnames,
+        donate_argnums=donate_argnums,
+        donate_argnames=donate_argnames,
+        in_shardings=in_shardings,
+        out_shardings=out_shardings,
+        **jit_kwargs,
+    )
+    if fun is None:
+        return functools.partial(jit, **options)
+    return _Jitted(fun, **options)
