@@ -211,9 +211,22 @@ class FlatGraph:
 
         return _codegen.cached(("states", graphdef, assignment, count), make)(self.refs)
 
-    def set_values(self, values: Sequence) -> None:
-        """Write ``values`` (in ``paths`` order) into the leaves, in place."""
+    def set_values(self, values: Sequence, positions: Sequence[int] | None = None) -> None:
+        """Write ``values`` (in ``paths`` order) into the leaves, in place.
+
+        With ``positions``, ``values[k]`` goes to leaf ``positions[k]`` and the
+        other leaves are left alone.
+        """
         refs = self.refs
+        if positions is not None:
+            if len(values) != len(positions):
+                raise ValueError(
+                    f"set_values(): {len(positions)} positions but {len(values)} values"
+                )
+            refs = [refs[i] for i in positions]
+            if self._all_variables:
+                _CONSUME(map(_VALUE_SET, refs, values))
+                return
         if len(values) != len(refs):
             raise ValueError(f"set_values(): expected {len(refs)} values, got {len(values)}")
         if self._all_variables:

@@ -126,7 +126,21 @@ class _Jitted:
     def _inner(self, layout, donated, kept):
         values, leaves = _interleave(layout.dmask, donated, kept)
         fun = _bind_statics(self.fun, layout.statics) if layout.statics else self.fun
-        return ga.call_traced("jit", fun, layout.graphdef, layout.spec, values, leaves)
+        out = ga.call_traced("jit", fun, layout.graphdef, layout.spec, values, leaves)
+        new_graphdef, new_values, meta, payload = out
+        if new_graphdef is not None:
+            return out
+        # Only what changed comes back (plus donated leaves, whose buffers are gone):
+        # a forward pass that mutates nothing returns no state at all.
+        dmask = layout.dmask[0] if layout.dmask else (False,) * len(values)
+        keep = tuple(
+            i
+            for i, (new, old, donated) in enumerate(zip(new_values, values, dmask, strict=True))
+            if donated or new is not old
+        )
+        if len(keep) == len(values):
+            return out
+        return ga.Static(keep), [new_values[i] for i in keep], meta, payload
 
     def _make_jit(self, in_shardings, out_shardings):
         kwargs = dict(self._jit_kwargs)
@@ -170,6 +184,8 @@ class _Jitted:
         new_graphdef, new_values, meta, payload = out
         if new_graphdef is None:
             fg.set_values(new_values)
+        elif type(new_graphdef) is ga.Static:
+            fg.set_values(new_values, new_graphdef.value)
         else:
             ga.propagate(fg, objs, new_graphdef, new_values)
         if meta is None:

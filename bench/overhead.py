@@ -1,0 +1,258 @@
+"""Per-step overhead of ramie.transforms.jit against raw jax.jit on dict pytrees.
+
+Three models, each trained with optax adam in two ways that compute the same thing:
+
+(a) raw JAX: parameters and statistics in nested dicts, a pure step function,
+    ``jax.jit`` with donation of the parameters and optimizer state;
+(b) ramie: Modules holding Variables and the seed's pattern
+    ``@nn.jit def train_step(model, optimizer, x, y)`` with ``nn.value_and_grad``
+    and ``optimizer.update(grads)`` inside (donating model and optimizer).
+
+Models: a tiny MLP (2 layers, width 32, batch 8), a deep MLP (24 blocks of
+Linear(64) + BatchNorm + Dropout, batch 8) and the seed's MNIST CNN (batch 64).
+Also: the tiny model's pure forward call, compile time and init time. Flax NNX and
+Equinox are measured too when installed.
+
+Variants are timed in turn, one step each, round after round (so machine noise
+hits all alike), after a warm-up, blocking on every step, with
+``jax_cpu_enable_async_dispatch=False``; medians are reported.
+
+Run: python bench/overhead.py [--steps N] [--write]   (``nox -s bench`` runs it)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import optax
+
+jax.config.update("jax_cpu_enable_async_dispatch", False)
+
+from ramie import core  # noqa: E402
+from ramie import transforms as rt  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import overhead_models as M  # noqa: E402
+
+try:  # the training package's Optimizer once it exists; the bench's own until then
+    from ramie.training import Optimizer  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - depends on what is installed
+    Optimizer = M.Optimizer
+
+
+# -- a variant builds fresh (init, step) pairs, so compile time can be measured again --
+class Variant:
+    def __init__(self, name: str, build: Callable):
+        self.name = name
+        self.build = build
+
+    def setup(self, x, y) -> None:
+        self.init_fn, self.step_fn = self.build()
+        self.state = self.init_fn()
+        jax.block_until_ready(self.step_fn(self.state, x, y))
+
+    def time_init_and_compile(self, x, y) -> tuple[float, float]:
+        """(init µs, first-call µs = trace + compile + one step) with a fresh build."""
+        init, step = self.build()
+        t0 = time.perf_counter()
+        state = init()
+        jax.block_until_ready(jax.tree.leaves(state))
+        t1 = time.perf_counter()
+        jax.block_until_ready(step(state, x, y))
+        t2 = time.perf_counter()
+        return (t1 - t0) * 1e6, (t2 - t1) * 1e6
+
+    def __call__(self, x, y):
+        return self.step_fn(self.state, x, y)
+
+
+def raw_variant(model: M.RawModel, tx) -> Variant:
+    def build():
+        def init():
+            params, stats = model.init(jax.random.key(0))
+            return {"params": params, "stats": stats, "opt": tx.init(params), "step": 0}
+
+        def pure_step(params, stats, opt, step, x, y):
+            def loss_fn(params):
+                key = jax.random.fold_in(model.key, step)
+                logits, new_stats = model.apply(params, stats, x, key)
+                return model.loss(logits, y), new_stats
+
+            (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+            updates, opt = tx.update(grads, opt, params)
+            return optax.apply_updates(params, updates), new_stats, opt, step + 1, loss
+
+        jitted = jax.jit(pure_step, donate_argnums=(0, 1, 2))
+
+        def step(s, x, y):
+            s["params"], s["stats"], s["opt"], s["step"], loss = jitted(
+                s["params"], s["stats"], s["opt"], s["step"], x, y
+            )
+            return loss
+
+        return init, step
+
+    return Variant("raw jax.jit", build)
+
+
+def ramie_variant(make: Callable, loss: Callable, tx) -> Variant:
+    def build():
+        def init():
+            model = make(core.Rngs(0))
+            return (model, Optimizer(model, tx))
+
+        @rt.jit(donate_argnums=(0, 1))
+        def train_step(model, optimizer, x, y):
+            def loss_fn(model):
+                return loss(model(x), y)
+
+            value, grads = rt.value_and_grad(loss_fn)(model)
+            optimizer.update(grads)
+            return value
+
+        def step(s, x, y):
+            return train_step(s[0], s[1], x, y)
+
+        return init, step
+
+    return Variant("ramie nn.jit", build)
+
+
+def interleaved(variants: list[Variant], x, y, steps: int) -> dict[str, float]:
+    """Median µs per step of each variant, one step each in turn, ``steps`` rounds."""
+    for v in variants:
+        for _ in range(5):
+            jax.block_until_ready(v(x, y))
+    times: dict[str, list[float]] = {v.name: [] for v in variants}
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(steps):
+            for v in variants:
+                t0 = time.perf_counter()
+                jax.block_until_ready(v(x, y))
+                times[v.name].append(time.perf_counter() - t0)
+    finally:
+        gc.enable()
+    return {name: statistics.median(t) * 1e6 for name, t in times.items()}
+
+
+def optional_variants(name: str, tx) -> list[Variant]:
+    out = []
+    try:
+        import overhead_others as others  # needs flax / equinox
+    except ImportError:
+        return out
+    for variant in others.variants(name, tx):
+        out.append(Variant(*variant))
+    return out
+
+
+def forward_call(steps: int) -> dict[str, float]:
+    """The tiny model's pure forward (inference) call: raw jax.jit vs ramie jit."""
+    raw = M.RawTinyMLP()
+    params, _ = raw.init(jax.random.key(0))
+    model = M.TinyMLP(core.Rngs(0))
+    x = jnp.ones((8, 32))
+
+    raw_fwd = jax.jit(lambda p, x: raw.apply(p, {}, x, None)[0])
+    ramie_fwd = rt.jit(lambda m, x: m(x))
+    fns = {"raw jax.jit": lambda: raw_fwd(params, x), "ramie nn.jit": lambda: ramie_fwd(model, x)}
+    for f in fns.values():
+        for _ in range(5):
+            jax.block_until_ready(f())
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    gc.disable()
+    try:
+        for _ in range(steps):
+            for k, f in fns.items():
+                t0 = time.perf_counter()
+                jax.block_until_ready(f())
+                times[k].append(time.perf_counter() - t0)
+    finally:
+        gc.enable()
+    return {k: statistics.median(t) * 1e6 for k, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=600, help="timed rounds per model")
+    parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    args = parser.parse_args()
+    tx = optax.adam(1e-3)
+    models = [
+        ("tiny MLP", M.RawTinyMLP(), M.TinyMLP, M.mse, (8, 32), 1, args.steps),
+        ("deep MLP", M.RawDeepMLP(), M.DeepMLP, M.mse, (8, 64), 64, args.steps // 2),
+        ("MNIST CNN", M.RawCNN(), M.CNN, M.xent, (64, 28, 28, 1), 10, max(args.steps // 10, 30)),
+    ]
+    rows = []
+    for name, raw, make, loss, xshape, ydim, steps in models:
+        x = jax.random.normal(jax.random.key(1), xshape)
+        y = (
+            jax.random.normal(jax.random.key(2), (xshape[0], ydim))
+            if loss is M.mse
+            else jax.nn.one_hot(jnp.arange(xshape[0]) % 10, 10)
+        )
+        variants = [raw_variant(raw, tx), ramie_variant(make, loss, tx)]
+        variants += optional_variants(name, tx)
+        for v in variants:
+            v.setup(x, y)
+        med = interleaved(variants, x, y, steps)
+        first = {v.name: [] for v in variants}
+        for _ in range(3):  # in turn, fresh builds: trace + compile + one step
+            for v in variants:
+                first[v.name].append(v.time_init_and_compile(x, y))
+        init = {k: statistics.median(t[0] for t in ts) for k, ts in first.items()}
+        comp = {k: statistics.median(t[1] for t in ts) for k, ts in first.items()}
+        base = variants[0].name
+        for v in variants:
+            n = v.name
+            rows.append(
+                (name, n, med[n], med[n] / med[base], comp[n] / 1e3, comp[n] / comp[base],
+                 init[n] / 1e3)
+            )  # fmt: skip
+        print(f"{name}: " + ", ".join(f"{k} {t:.1f} µs" for k, t in med.items()), flush=True)
+    fwd = forward_call(args.steps)
+    table = _table(rows, fwd)
+    print(table)
+    if args.write:
+        _write(table)
+
+
+def _table(rows, fwd) -> str:
+    lines = [
+        f"{'model':<10} {'variant':<14} {'µs/step':>9} {'× raw':>7} {'compile ms':>11}"
+        f" {'× raw':>7} {'init ms':>8}"
+    ]
+    for name, variant, us, ratio, cms, cratio, ims in rows:
+        lines.append(
+            f"{name:<10} {variant:<14} {us:>9.1f} {ratio:>7.3f} {cms:>11.1f}"
+            f" {cratio:>7.2f} {ims:>8.1f}"
+        )
+    base = fwd["raw jax.jit"]
+    lines.append("")
+    lines.append("tiny MLP forward call (inference)")
+    for k, t in fwd.items():
+        lines.append(f"{'':<10} {k:<14} {t:>9.1f} {t / base:>7.3f}")
+    return "\n".join(lines)
+
+
+def _write(table: str) -> None:
+    path = Path(__file__).resolve().parent / "RESULTS.md"
+    text = path.read_text()
+    start = text.index("<!-- overhead:start -->")
+    end = text.index("<!-- overhead:end -->")
+    block = f"<!-- overhead:start -->\n```\n{table}\n```\n"
+    path.write_text(text[:start] + block + text[end:])
+
+
+if __name__ == "__main__":
+    main()
