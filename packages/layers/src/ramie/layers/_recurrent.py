@@ -30,9 +30,6 @@ def _orthogonal(key: Array, shape: tuple, dtype: Dtype = jnp.float32) -> Array:
     return initializers.orthogonal()(key, shape).astype(dtype)
 
 
-_ORTHOGONAL = initializers.orthogonal()
-
-
 class _Cell(Module):
     """What the cells share: carry creation and the number of feature axes."""
 
@@ -48,9 +45,11 @@ class _Cell(Module):
         raise _errors.LayerError(_errors.CARRY_NEEDS_RNGS.format(where=describe(self)))
 
     def _zeros_or(self, shape: tuple, rngs: Any, carry_init: Initializer | None) -> Array:
+        # The carry is kept in the compute dtype (so a bfloat16 cell stays bfloat16).
+        dtype = self.param_dtype if self.dtype is None else self.dtype
         if carry_init is None:
-            return jnp.zeros(shape, self.param_dtype)
-        return carry_init(self._carry_key(rngs), shape, self.param_dtype)
+            return jnp.zeros(shape, dtype)
+        return carry_init(self._carry_key(rngs), shape, dtype)
 
     def _check(self, inputs: Array) -> None:
         if inputs.shape[-1:] != (self.in_features,):
@@ -171,7 +170,7 @@ class GRUCell(_Cell):
         gate_fn: Callable[[Array], Array] = jax.nn.sigmoid,
         activation_fn: Callable[[Array], Array] = jnp.tanh,
         kernel_init: Initializer = default_kernel_init,
-        recurrent_kernel_init: Initializer = _ORTHOGONAL,
+        recurrent_kernel_init: Initializer = _orthogonal,
         bias_init: Initializer = initializers.zeros,
         dtype: Dtype | None = None,
         param_dtype: Dtype = jnp.float32,
@@ -229,7 +228,7 @@ class SimpleCell(_Cell):
         residual: bool = False,
         activation_fn: Callable[[Array], Array] = jnp.tanh,
         kernel_init: Initializer = default_kernel_init,
-        recurrent_kernel_init: Initializer = _ORTHOGONAL,
+        recurrent_kernel_init: Initializer = _orthogonal,
         bias_init: Initializer = initializers.zeros,
         rngs: Any,
     ):
