@@ -132,7 +132,10 @@ CASES: list[Case] = [
             ("valid-stride", dict(kernel_size=(3, 3), strides=2, padding="VALID")),
             ("circular", dict(kernel_size=(3, 2), padding="CIRCULAR")),
             ("explicit", dict(kernel_size=(3, 3), padding=((1, 2), (0, 1)))),
-            ("dilation", dict(kernel_size=(2, 2), kernel_dilation=2, input_dilation=(1, 2))),
+            (
+                "dilation",
+                dict(kernel_size=(2, 2), kernel_dilation=2, input_dilation=(1, 2), padding=1),
+            ),
             ("groups", dict(kernel_size=(3, 3), feature_group_count=2)),
         ]
     ],
