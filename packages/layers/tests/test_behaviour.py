@@ -10,7 +10,7 @@ from ramie import layers
 from ramie.core import Rngs
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
     batch=st.lists(st.integers(1, 3), max_size=2),
     din=st.integers(1, 5),
