@@ -1,0 +1,314 @@
+"""Dense layers: Linear, LinearGeneral, Einsum, and the Embed lookup table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.nn import initializers
+
+from ramie.core import Module, Param
+
+from . import _errors
+from ._common import (
+    Array,
+    Dtype,
+    as_rngs,
+    as_tuple,
+    default_bias_init,
+    default_kernel_init,
+    describe,
+    promote,
+)
+
+Initializer = Callable[..., Array]
+
+
+class Linear(Module):
+    """A dense layer ``y = x @ kernel + bias`` over the last axis of ``x``.
+
+    Parameters: ``kernel`` of shape ``(in_features, out_features)``
+    (lecun_normal) and ``bias`` of shape ``(out_features,)`` (zeros), stored in
+    ``param_dtype``; the computation runs in ``dtype`` (default: the inputs' and
+    parameters' common dtype).
+
+    >>> import jax.numpy as jnp
+    >>> from ramie.core import Rngs
+    >>> from ramie.layers import Linear
+    >>> layer = Linear(3, 4, rngs=Rngs(0))
+    >>> layer.kernel.shape, layer.bias.shape
+    ((3, 4), (4,))
+    >>> layer(jnp.ones((2, 3))).shape
+    (2, 4)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        use_bias: bool = True,
+        dtype: Dtype | None = None,
+        param_dtype: Dtype = jnp.float32,
+        precision: Any = None,
+        kernel_init: Initializer = default_kernel_init,
+        bias_init: Initializer = default_bias_init,
+        rngs: Any,
+    ):
+        rngs = as_rngs(rngs, type(self).__name__)
+        self.kernel = Param(kernel_init(rngs.params(), (in_features, out_features), param_dtype))
+        self.bias = (
+            Param(bias_init(rngs.params(), (out_features,), param_dtype)) if use_bias else None
+        )
+        self.in_features = in_features
+        self.out_features = out_features
+        self.use_bias = use_bias
+        self.dtype = dtype
+        self.param_dtype = param_dtype
+        self.precision = precision
+
+    def __call__(self, inputs: Array) -> Array:
+        if inputs.shape[-1:] != (self.in_features,):
+            raise _errors.LayerError(
+                _errors.FEATURES_MISMATCH.format(
+                    where=describe(self),
+                    expected=self.in_features,
+                    shape=tuple(inputs.shape),
+                    found=inputs.shape[-1] if inputs.ndim else "none",
+                    arg="in_features",
+                )
+            )
+        bias = self.bias.value if self.bias is not None else None
+        x, kernel, bias = promote((inputs, self.kernel.value, bias), self.dtype)
+        y = lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())), precision=self.precision)
+        if bias is not None:
+            y = y + bias
+        return y
+
+
+def _reshaped_init(init: Initializer, shape: tuple, flat_shape: tuple) -> Initializer:
+    def wrapped(key, _shape, dtype):
+        return jnp.reshape(init(key, flat_shape, dtype), shape)
+
+    return wrapped
+
+
+class LinearGeneral(Module):
+    """A dense layer over several axes at once, with several output axes.
+
+    ``in_features`` are the sizes of the contracted ``axis`` (axes) of the
+    input, ``out_features`` the shape the output gets in their place.
+    ``batch_axis`` maps leading input axes to sizes that get their own kernel.
+    The kernel has shape ``batch sizes + in_features + out_features`` and is
+    initialised as a 2-d ``(fan_in, fan_out)`` matrix, then reshaped.
+
+    >>> import jax.numpy as jnp
+    >>> from ramie.core import Rngs
+    >>> from ramie.layers import LinearGeneral
+    >>> layer = LinearGeneral(6, (2, 3), rngs=Rngs(0))   # 6 features -> 2 heads of 3
+    >>> layer.kernel.shape, layer(jnp.ones((5, 6))).shape
+    ((6, 2, 3), (5, 2, 3))
+    """
+
+    def __init__(
+        self,
+        in_features: int | Sequence[int],
+        out_features: int | Sequence[int],
+        *,
+        axis: int | Sequence[int] = -1,
+        batch_axis: Mapping[int, int] | None = None,
+        use_bias: bool = True,
+        dtype: Dtype | None = None,
+        param_dtype: Dtype = jnp.float32,
+        precision: Any = None,
+        kernel_init: Initializer = default_kernel_init,
+        bias_init: Initializer = default_bias_init,
+        rngs: Any,
+    ):
+        rngs = as_rngs(rngs, type(self).__name__)
+        self.in_features = as_tuple(in_features)
+        self.out_features = as_tuple(out_features)
+        self.axis = as_tuple(axis)
+        self.batch_axis = tuple(sorted((batch_axis or {}).items()))
+        if len(self.in_features) != len(self.axis):
+            raise _errors.LayerError(
+                f"LinearGeneral: in_features {self.in_features} and axis {self.axis} must have "
+                "the same length (one size per contracted axis)."
+            )
+        batch_dims = [k for k, _ in self.batch_axis]
+        if batch_dims and batch_dims != list(range(len(batch_dims))):
+            raise _errors.LayerError(
+                f"LinearGeneral: batch_axis keys {batch_dims} must be the leading axes "
+                f"0..{len(batch_dims) - 1}."
+            )
+        batch_shape = tuple(v for _, v in self.batch_axis)
+        kernel_shape = (*batch_shape, *self.in_features, *self.out_features)
+        flat = (
+            int(np.prod(batch_shape)) * int(np.prod(self.in_features)),
+            int(np.prod(self.out_features)),
+        )
+        init = _reshaped_init(kernel_init, kernel_shape, flat)
+        self.kernel = Param(init(rngs.params(), kernel_shape, param_dtype))
+        if use_bias:
+            bias_shape = (*batch_shape, *self.out_features)
+            binit = _reshaped_init(bias_init, bias_shape, (int(np.prod(bias_shape)),))
+            self.bias = Param(binit(rngs.params(), bias_shape, param_dtype))
+        else:
+            self.bias = None
+        self.use_bias = use_bias
+        self.dtype = dtype
+        self.param_dtype = param_dtype
+        self.precision = precision
+
+    def __call__(self, inputs: Array) -> Array:
+        ndim = inputs.ndim
+        axis = tuple(sorted(a % ndim for a in self.axis))
+        found = tuple(inputs.shape[a] for a in axis)
+        if found != self.in_features:
+            raise _errors.LayerError(
+                f"{describe(self)} contracts axes {self.axis} of sizes {self.in_features} but "
+                f"got an array of shape {tuple(inputs.shape)} (sizes {found} there). Pass "
+                f"inputs with those sizes, or build the layer with in_features={found}."
+            )
+        n_batch = len(self.batch_axis)
+        batch_axis = tuple(k % ndim for k, _ in self.batch_axis)
+        expanded = tuple(
+            inputs.shape[a] if a in batch_axis else 1 for a in range(ndim) if a not in axis
+        )
+        bias = self.bias.value if self.bias is not None else None
+        x, kernel, bias = promote((inputs, self.kernel.value, bias), self.dtype)
+        contract = tuple(range(n_batch, n_batch + len(axis)))
+        dims = ((axis, contract), (batch_axis, tuple(range(n_batch))))
+        y = lax.dot_general(x, kernel, dims, precision=self.precision)
+        if bias is not None:
+            y = y + jnp.reshape(bias, (*expanded, *self.out_features))
+        return y
+
+
+def _bias_shape(einsum_str: str, kernel_shape: tuple, out_ndim: int) -> list[int]:
+    """Where the kernel's axes land in the output, as a broadcastable shape for the bias."""
+    operands, result = einsum_str.split("->")
+    rhs = operands.split(",")[1].replace("...", "")
+    sizes = dict(zip(rhs, kernel_shape, strict=True))
+    if "..." in result:
+        head, tail = result.split("...")
+    else:
+        head, tail = result, ""
+    middle = out_ndim - len(head) - len(tail)
+    return [sizes.get(c, 1) for c in head] + [1] * middle + [sizes.get(c, 1) for c in tail]
+
+
+def _check_einsum(einsum_str: str) -> str:
+    einsum_str = einsum_str.replace(" ", "")
+    if "->" not in einsum_str or einsum_str.count(",") != 1:
+        raise _errors.LayerError(
+            f"Einsum: the equation {einsum_str!r} must be explicit, with two operands (the "
+            "input and the kernel) and an output, e.g. 'bti,ihd->bthd'."
+        )
+    return einsum_str
+
+
+class Einsum(Module):
+    """``y = einsum(einsum_str, x, kernel) (+ bias)`` with a kernel of ``kernel_shape``.
+
+    >>> import jax.numpy as jnp
+    >>> from ramie.core import Rngs
+    >>> from ramie.layers import Einsum
+    >>> layer = Einsum("btd,dhk->bthk", (8, 2, 4), (2, 4), rngs=Rngs(0))
+    >>> layer(jnp.ones((1, 5, 8))).shape
+    (1, 5, 2, 4)
+    """
+
+    def __init__(
+        self,
+        einsum_str: str,
+        kernel_shape: Sequence[int],
+        bias_shape: Sequence[int] | None = None,
+        *,
+        dtype: Dtype | None = None,
+        param_dtype: Dtype = jnp.float32,
+        precision: Any = None,
+        kernel_init: Initializer = default_kernel_init,
+        bias_init: Initializer = default_bias_init,
+        rngs: Any,
+    ):
+        rngs = as_rngs(rngs, type(self).__name__)
+        self.einsum_str = _check_einsum(einsum_str)
+        self.kernel_shape = tuple(kernel_shape)
+        self.bias_shape = tuple(bias_shape) if bias_shape is not None else None
+        self.kernel = Param(kernel_init(rngs.params(), self.kernel_shape, param_dtype))
+        if self.bias_shape is not None:
+            self.bias = Param(bias_init(rngs.params(), self.bias_shape, param_dtype))
+        else:
+            self.bias = None
+        self.dtype = dtype
+        self.param_dtype = param_dtype
+        self.precision = precision
+
+    def __call__(self, inputs: Array, einsum_str: str | None = None) -> Array:
+        eq = self.einsum_str if einsum_str is None else _check_einsum(einsum_str)
+        bias = self.bias.value if self.bias is not None else None
+        x, kernel, bias = promote((inputs, self.kernel.value, bias), self.dtype)
+        y = jnp.einsum(eq, x, kernel, precision=self.precision)
+        if bias is not None:
+            y = y + jnp.reshape(bias, _bias_shape(eq, self.kernel_shape, y.ndim))
+        return y
+
+
+default_embed_init = initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)
+
+
+class Embed(Module):
+    """A lookup table: integer indices to ``features``-long vectors.
+
+    Parameter: ``embedding`` of shape ``(num_embeddings, features)``.
+    ``attend(x)`` multiplies by the transposed table, for output layers whose
+    weights are tied to the input embedding.
+
+    >>> import jax.numpy as jnp
+    >>> from ramie.core import Rngs
+    >>> from ramie.layers import Embed
+    >>> embed = Embed(10, 4, rngs=Rngs(0))
+    >>> h = embed(jnp.array([[1, 2, 3]]))
+    >>> h.shape, embed.attend(h).shape
+    ((1, 3, 4), (1, 3, 10))
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        features: int,
+        *,
+        dtype: Dtype | None = None,
+        param_dtype: Dtype = jnp.float32,
+        embedding_init: Initializer = default_embed_init,
+        rngs: Any,
+    ):
+        rngs = as_rngs(rngs, type(self).__name__)
+        self.embedding = Param(
+            embedding_init(rngs.params(), (num_embeddings, features), param_dtype)
+        )
+        self.num_embeddings = num_embeddings
+        self.features = features
+        self.dtype = dtype if dtype is not None else self.embedding.value.dtype
+        self.param_dtype = param_dtype
+
+    def __call__(self, inputs: Array) -> Array:
+        if not jnp.issubdtype(inputs.dtype, jnp.integer):
+            raise _errors.LayerTypeError(
+                _errors.EMBED_INDICES.format(
+                    where=describe(self), dtype=inputs.dtype, shape=tuple(inputs.shape)
+                )
+            )
+        (embedding,) = promote((self.embedding.value,), self.dtype, inexact=False)
+        if self.num_embeddings == 1:
+            return jnp.broadcast_to(embedding, inputs.shape + (self.features,))
+        return jnp.take(embedding, inputs, axis=0)
+
+    def attend(self, query: Array) -> Array:
+        """``query @ embedding.T``: scores of ``query`` against every embedding row."""
+        query, embedding = promote((query, self.embedding.value), self.dtype)
+        return jnp.dot(query, embedding.T)

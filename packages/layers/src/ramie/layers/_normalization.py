@@ -1,0 +1,452 @@
+"""Normalization layers: BatchNorm, LayerNorm, RMSNorm, GroupNorm, InstanceNorm."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.nn import initializers
+
+from ramie.core import BatchStat, Module, Param
+
+from . import _errors
+from ._common import Array, Dtype, as_rngs, describe, promote
+
+Initializer = Callable[..., Array]
+Axes = int | Sequence[int]
+
+
+def _axes(ndim: int, axes: Axes) -> tuple[int, ...]:
+    axes = axes if isinstance(axes, (list, tuple)) else (axes,)
+    return tuple(sorted({a % ndim for a in axes}))
+
+
+def _stats(
+    x: Array,
+    axes: tuple[int, ...],
+    dtype: Dtype | None,
+    *,
+    use_mean: bool = True,
+    use_fast_variance: bool = True,
+    axis_name: str | None = None,
+) -> tuple[Array, Array]:
+    """Mean and (biased) variance of ``x`` over ``axes``, computed in at least float32."""
+    dtype = jnp.promote_types(jnp.result_type(x) if dtype is None else dtype, jnp.float32)
+    x = jnp.asarray(x, dtype)
+
+    def mean(*vals):
+        out = [v.mean(axes) for v in vals]
+        if axis_name is not None:
+            out = [lax.pmean(o, axis_name) for o in out]
+        return out
+
+    if not use_mean:
+        (var,) = mean(jnp.square(jnp.abs(x)) if jnp.iscomplexobj(x) else jnp.square(x))
+        return jnp.zeros_like(var), var
+    if use_fast_variance:
+        mu, mu2 = mean(x, jnp.square(x))
+        return mu, jnp.maximum(0.0, mu2 - jnp.square(mu))
+    (mu,) = mean(x)
+    (var,) = mean(jnp.square(x - jnp.expand_dims(mu, axes)))
+    return mu, var
+
+
+def _normalize(
+    x: Array,
+    mean: Array,
+    var: Array,
+    scale: Array | None,
+    bias: Array | None,
+    reduction_axes: tuple[int, ...],
+    feature_axes: tuple[int, ...],
+    dtype: Dtype | None,
+    epsilon: float,
+) -> Array:
+    stats_shape = [1 if a in reduction_axes else n for a, n in enumerate(x.shape)]
+    feature_shape = [n if a in feature_axes else 1 for a, n in enumerate(x.shape)]
+    y = x - mean.reshape(stats_shape)
+    mul = lax.rsqrt(var.reshape(stats_shape) + epsilon)
+    args = [x]
+    if scale is not None:
+        mul = mul * scale.reshape(feature_shape)
+        args.append(scale)
+    y = y * mul
+    if bias is not None:
+        y = y + bias.reshape(feature_shape)
+        args.append(bias)
+    if dtype is None:
+        dtype = jnp.result_type(*args)
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            dtype = jnp.promote_types(jnp.float32, dtype)
+    return jnp.asarray(y, dtype)
+
+
+def _check_features(layer: Any, x: Array, feature_axes: tuple[int, ...]) -> None:
+    found = 1
+    for a in feature_axes:
+        found *= x.shape[a]
+    if found != layer.num_features:
+        axis = feature_axes[0] if len(feature_axes) == 1 else feature_axes
+        raise _errors.LayerError(
+            _errors.NORM_FEATURES.format(
+                where=describe(layer),
+                expected=layer.num_features,
+                axis=axis,
+                shape=tuple(x.shape),
+                found=found,
+            )
+        )
+
+
+def _scale_bias(layer, rngs, n, use_scale, use_bias, scale_init, bias_init, param_dtype) -> None:
+    """Create ``scale`` then ``bias`` (each drawing a params key, as Flax does)."""
+    layer.scale = Param(scale_init(rngs.params(), (n,), param_dtype)) if use_scale else None
+    layer.bias = Param(bias_init(rngs.params(), (n,), param_dtype)) if use_bias else None
+
+
+def _values(layer) -> tuple[Array | None, Array | None]:
+    scale = layer.scale.value if layer.scale is not None else None
+    bias = layer.bias.value if getattr(layer, "bias", None) is not None else None
+    return scale, bias
+
+
+class BatchNorm(Module):
+    """Normalise over the batch (every axis but ``axis``), keeping running statistics.
+
+    Params ``scale`` (ones) and ``bias`` (zeros); BatchStats ``mean`` (zeros)
+    and ``var`` (ones), updated as ``momentum * old + (1 - momentum) * batch``
+    in training mode. ``model.eval()`` sets ``use_running_average=True``: the
+    running statistics are used and never changed; ``model.train()`` undoes it.
+
+    >>> import jax.numpy as jnp
+    >>> from ramie.core import Rngs
+    >>> from ramie.layers import BatchNorm
+    >>> bn = BatchNorm(3, rngs=Rngs(0))
+    >>> y = bn(jnp.arange(6.0).reshape(2, 3))
+    >>> [round(float(v), 3) for v in bn.mean.value]   # 0.01 of the batch mean
+    [0.015, 0.025, 0.035]
+    >>> bn.eval(); bn.use_running_average
+    True
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        use_running_average: bool = False,
+        axis: int = -1,
+        momentum: float = 0.99,
+        epsilon: float = 1e-5,
+        dtype: Dtype | None = None,
+        param_dtype: Dtype = jnp.float32,
+        use_bias: bool = True,
+        use_scale: bool = True,
+        bias_init: Initializer = initializers.zeros,
+        scale_init: Initializer = initializers.ones,
+        axis_name: str | None = None,
+        use_fast_variance: bool = True,
+        rngs: Any,
+    ):
+        rngs = as_rngs(rngs, type(self).__name__)
+        self.mean = BatchStat(jnp.zeros((num_features,), jnp.float32))
+        self.var = BatchStat(jnp.ones((num_features,), jnp.float32))
+        _scale_bias(
+            self, rngs, num_features, use_scale, use_bias, scale_init, bias_init, param_dtype
+        )
+        self.num_features = num_features
+        self.use_running_average = use_running_average
+        self.axis = axis
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.dtype = dtype
+        self.param_dtype = param_dtype
+        self.use_bias = use_bias
+        self.use_scale = use_scale
+        self.axis_name = axis_name
+        self.use_fast_variance = use_fast_variance
+
+    def __call__(self, x: Array, use_running_average: bool | None = None) -> Array:
+        if use_running_average is None:
+            use_running_average = self.use_running_average
+        feature_axes = _axes(x.ndim, self.axis)
+        _check_features(self, x, feature_axes)
+        reduction_axes = tuple(a for a in range(x.ndim) if a not in feature_axes)
+        scale, bias = _values(self)
+        x, mean, var, scale, bias = promote(
+            (x, self.mean.value, self.var.value, scale, bias), self.dtype
+        )
+        if not use_running_average:
+            mean, var = _stats(
+                x,
+                reduction_axes,
+                self.dtype,
+                use_fast_variance=self.use_fast_variance,
+                axis_name=self.axis_name,
+            )
+            m = self.momentum
+            self.mean.value = jax.lax.stop_gradient(m * self.mean.value + (1 - m) * mean)
+            self.var.value = jax.lax.stop_gradient(m * self.var.value + (1 - m) * var)
+        return _normalize(
+            x, mean, var, scale, bias, reduction_axes, feature_axes, self.dtype, self.epsilon
+        )
+
+
+class LayerNorm(Module):
+    """Normalise each example over its last axis (``reduction_axes``), then scale and shift.
+
+    Params ``scale`` (ones) and ``bias`` (zeros) of shape ``(num_features,)``;
+    ``epsilon`` 1e-6.
+
+    >>> import jax.numpy as jnp
+    >>> from ramie.core import Rngs
+    >>> from ramie.layers import LayerNorm
+    >>> y = LayerNorm(4, rngs=Rngs(0))(jnp.array([[1.0, 2.0, 3.0, 4.0]]))
+    >>> round(float(y.mean()), 6), round(float(y.std()), 3)
+    (0.0, 1.0)
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        epsilon: float = 1e-6,
+        dtype: Dtype | None = None,
+        param_dtype: Dtype = jnp.float32,
+        use_bias: bool = True,
+        use_scale: bool = True,
+        bias_init: Initializer = initializers.zeros,
+        scale_init: Initializer = initializers.ones,
+        reduction_axes: Axes = -1,
+        feature_axes: Axes = -1,
+        axis_name: str | None = None,
+        use_fast_variance: bool = True,
+        rngs: Any,
+    ):
+        rngs = as_rngs(rngs, type(self).__name__)
+        _scale_bias(
+            self, rngs, num_features, use_scale, use_bias, scale_init, bias_init, param_dtype
+        )
+        self.num_features = num_features
+        self.epsilon = epsilon
+        self.dtype = dtype
+        self.param_dtype = param_dtype
+        self.use_bias = use_bias
+        self.use_scale = use_scale
+        self.reduction_axes = reduction_axes
+        self.feature_axes = feature_axes
+        self.axis_name = axis_name
+        self.use_fast_variance = use_fast_variance
+
+    _use_mean = True
+
+    def __call__(self, x: Array) -> Array:
+        feature_axes = _axes(x.ndim, self.feature_axes)
+        _check_features(self, x, feature_axes)
+        reduction_axes = _axes(x.ndim, self.reduction_axes)
+        scale, bias = _values(self)
+        x, scale, bias = promote((x, scale, bias), self.dtype)
+        mean, var = _stats(
+            x,
+            reduction_axes,
+            self.dtype,
+            use_mean=self._use_mean,
+            use_fast_variance=self.use_fast_variance,
+            axis_name=self.axis_name,
+        )
+        return _normalize(
+            x, mean, var, scale, bias, reduction_axes, feature_axes, self.dtype, self.epsilon
+        )
+
+
+class RMSNorm(LayerNorm):
+    """LayerNorm without centring: ``x / sqrt(mean(x**2) + eps) * scale``; no bias.
+
+    >>> import jax.numpy as jnp
+    >>> from ramie.core import Rngs
+    >>> from ramie.layers import RMSNorm
+    >>> norm = RMSNorm(2, rngs=Rngs(0))
+    >>> [round(float(v), 3) for v in norm(jnp.array([3.0, 4.0]))]
+    [0.849, 1.131]
+    """
+
+    _use_mean = False
+
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        epsilon: float = 1e-6,
+        dtype: Dtype | None = None,
+        param_dtype: Dtype = jnp.float32,
+        use_scale: bool = True,
+        scale_init: Initializer = initializers.ones,
+        reduction_axes: Axes = -1,
+        feature_axes: Axes = -1,
+        axis_name: str | None = None,
+        use_fast_variance: bool = True,
+        rngs: Any,
+    ):
+        super().__init__(
+            num_features,
+            epsilon=epsilon,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            use_bias=False,
+            use_scale=use_scale,
+            scale_init=scale_init,
+            reduction_axes=reduction_axes,
+            feature_axes=feature_axes,
+            axis_name=axis_name,
+            use_fast_variance=use_fast_variance,
+            rngs=rngs,
+        )
+        del self.bias, self.use_bias
+
+
+class GroupNorm(Module):
+    """Normalise over groups of channels (and the spatial axes) of each example.
+
+    Give ``num_groups`` (default 32) or ``group_size`` (with ``num_groups=None``).
+
+    >>> import jax.numpy as jnp
+    >>> from ramie.core import Rngs
+    >>> from ramie.layers import GroupNorm
+    >>> GroupNorm(6, num_groups=3, rngs=Rngs(0))(jnp.ones((2, 4, 4, 6))).shape
+    (2, 4, 4, 6)
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        num_groups: int | None = 32,
+        group_size: int | None = None,
+        *,
+        epsilon: float = 1e-6,
+        dtype: Dtype | None = None,
+        param_dtype: Dtype = jnp.float32,
+        use_bias: bool = True,
+        use_scale: bool = True,
+        bias_init: Initializer = initializers.zeros,
+        scale_init: Initializer = initializers.ones,
+        reduction_axes: Axes | None = None,
+        axis_name: str | None = None,
+        use_fast_variance: bool = True,
+        rngs: Any,
+    ):
+        rngs = as_rngs(rngs, type(self).__name__)
+        if (num_groups is None) == (group_size is None):
+            raise _errors.LayerError(
+                "GroupNorm: give exactly one of num_groups and group_size (num_groups defaults "
+                "to 32: pass num_groups=None together with group_size)."
+            )
+        if group_size is not None:
+            num_groups = num_features // group_size if num_features % group_size == 0 else 0
+        if not num_groups or num_features % num_groups:
+            raise _errors.LayerError(
+                f"GroupNorm: num_features={num_features} does not split into "
+                f"{'groups of ' + str(group_size) if group_size else str(num_groups) + ' groups'}"
+                "; choose a divisor of num_features."
+            )
+        self.num_groups = num_groups
+        self.group_size = num_features // num_groups
+        _scale_bias(
+            self, rngs, num_features, use_scale, use_bias, scale_init, bias_init, param_dtype
+        )
+        self.num_features = num_features
+        self.epsilon = epsilon
+        self.dtype = dtype
+        self.param_dtype = param_dtype
+        self.use_bias = use_bias
+        self.use_scale = use_scale
+        self.reduction_axes = reduction_axes
+        self.axis_name = axis_name
+        self.use_fast_variance = use_fast_variance
+
+    def __call__(self, x: Array) -> Array:
+        _check_features(self, x, (x.ndim - 1,))
+        if self.reduction_axes is None:
+            reduction_axes = tuple(range(1, x.ndim))
+        else:
+            reduction_axes = _axes(x.ndim, self.reduction_axes)
+        scale, bias = _values(self)
+        x, scale, bias = promote((x, scale, bias), self.dtype)
+        grouped = x.reshape(x.shape[:-1] + (self.num_groups, self.group_size))
+        group_axes = tuple(reduction_axes[:-1]) + (x.ndim,)
+        mean, var = _stats(
+            grouped,
+            group_axes,
+            self.dtype,
+            use_fast_variance=self.use_fast_variance,
+            axis_name=self.axis_name,
+        )
+        mean = jnp.repeat(mean, self.group_size, axis=-1)
+        var = jnp.repeat(var, self.group_size, axis=-1)
+        return _normalize(
+            x, mean, var, scale, bias, reduction_axes[:-1], (x.ndim - 1,), self.dtype, self.epsilon
+        )
+
+
+class InstanceNorm(Module):
+    """Normalise each example and channel over its spatial axes (GroupNorm with groups of 1).
+
+    >>> import jax.numpy as jnp
+    >>> from ramie.core import Rngs
+    >>> from ramie.layers import InstanceNorm
+    >>> InstanceNorm(3, rngs=Rngs(0))(jnp.ones((2, 5, 3))).shape
+    (2, 5, 3)
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        epsilon: float = 1e-6,
+        dtype: Dtype | None = None,
+        param_dtype: Dtype = jnp.float32,
+        use_bias: bool = True,
+        use_scale: bool = True,
+        bias_init: Initializer = initializers.zeros,
+        scale_init: Initializer = initializers.ones,
+        feature_axes: Axes = -1,
+        axis_name: str | None = None,
+        use_fast_variance: bool = True,
+        rngs: Any,
+    ):
+        rngs = as_rngs(rngs, type(self).__name__)
+        _scale_bias(
+            self, rngs, num_features, use_scale, use_bias, scale_init, bias_init, param_dtype
+        )
+        self.num_features = num_features
+        self.epsilon = epsilon
+        self.dtype = dtype
+        self.param_dtype = param_dtype
+        self.use_bias = use_bias
+        self.use_scale = use_scale
+        self.feature_axes = feature_axes
+        self.axis_name = axis_name
+        self.use_fast_variance = use_fast_variance
+
+    def __call__(self, x: Array) -> Array:
+        feature_axes = _axes(x.ndim, self.feature_axes)
+        if 0 in feature_axes:
+            raise _errors.LayerError(
+                f"{describe(self)}: feature_axes {self.feature_axes} include axis 0, which is "
+                "the batch axis; use the channel axes (e.g. -1)."
+            )
+        _check_features(self, x, feature_axes)
+        reduction_axes = tuple(a for a in range(1, x.ndim) if a not in feature_axes)
+        scale, bias = _values(self)
+        x, scale, bias = promote((x, scale, bias), self.dtype)
+        mean, var = _stats(
+            x,
+            reduction_axes,
+            self.dtype,
+            use_fast_variance=self.use_fast_variance,
+            axis_name=self.axis_name,
+        )
+        return _normalize(
+            x, mean, var, scale, bias, reduction_axes, feature_axes, self.dtype, self.epsilon
+        )
