@@ -164,6 +164,7 @@ def test_an_unknown_type_lists_close_matches(reg):
     message = str(info.value)
     assert "under the name 'Dence'. Did you mean 'Dense'?" in message
     assert "Installed plug-ins: none found" in message
+    assert info.value.__notes__ == [_build.LOOKUP_NOTE.format(path="config['layers'][0]")]
 
 
 # How the messages about Dense describe it.

@@ -10,7 +10,7 @@ from typing import Any
 from ramie.core import Module, RamieError, Rngs
 
 from . import _registry
-from ._registry import LayerRegistry
+from ._registry import LayerRegistry, UnknownLayerError
 
 _P = inspect.Parameter
 _POSITIONAL = (_P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD)
@@ -62,6 +62,8 @@ BAD_RNGS = (
     "For example: build(config, rngs=ramie.core.Rngs(0)) or build(config, rngs=0)."
 )
 
+LOOKUP_NOTE = "looked up by ramie.layers.build() for {path}['type']"
+
 BUILD_NOTE = "raised by {type}(...) while ramie.layers.build() built {path}"
 
 
@@ -93,6 +95,8 @@ def build(
     >>> build({"type": "Scale", "features": 3}, rngs=0, registry=registry).scale.value.shape
     (3,)
     """
+    if rngs is None:  # Rngs(None) would be an Rngs without streams: fail here, clearly
+        raise TypeError(BAD_RNGS.format(found="None"))
     if not isinstance(rngs, Rngs):
         try:
             rngs = Rngs(rngs)
@@ -124,7 +128,11 @@ def _build_layer(config: Any, rngs: Rngs, registry: LayerRegistry, path: str) ->
         raise LayerConfigError(BAD_TYPE.format(path=path, found=_found(name)))
     if "rngs" in config:
         raise LayerConfigError(RNGS_IN_CONFIG.format(path=path))
-    cls = registry.get(name)
+    try:
+        cls = registry.get(name)
+    except UnknownLayerError as error:
+        error.add_note(LOOKUP_NOTE.format(path=path))
+        raise
     kwargs = {
         key: _build_value(value, rngs, registry, f"{path}[{key!r}]")
         for key, value in config.items()
