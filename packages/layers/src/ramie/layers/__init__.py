@@ -134,3 +134,29 @@ __all__ = [
     "swish",
     "tanh",
 ]
+
+# --- the plug-in registry and build() (keep this block together, at the end) ---
+from ._build import LayerConfigError, build  # noqa: E402
+from ._plugins import PluginError, PluginInfo, PluginWarning, hookimpl, hookspec  # noqa: E402
+from ._registry import (  # noqa: E402
+    DuplicateLayerError,
+    LayerRegistry,
+    Origin,
+    UnknownLayerError,
+    registry,
+)
+
+__all__ += [
+    "DuplicateLayerError",
+    "LayerConfigError",
+    "LayerRegistry",
+    "Origin",
+    "PluginError",
+    "PluginInfo",
+    "PluginWarning",
+    "UnknownLayerError",
+    "build",
+    "hookimpl",
+    "hookspec",
+    "registry",
+]

@@ -1,0 +1,1 @@
+"""Broken ramie.layers plug-ins (test fixture); see the two submodules."""
