@@ -32,7 +32,12 @@ PACKAGES = [
             "Bidirectional", "LoRA", "LoRALinear", "LoRAParam", "Sequential", "PReLU",
             "avg_pool", "max_pool", "min_pool", "pool", "relu", "gelu", "silu", "swish",
             "softmax", "log_softmax", "sigmoid", "tanh", "elu", "leaky_relu", "one_hot",
-            "initializers", "registry", "build",
+            "initializers", "registry", "build", "hookimpl", "hookspec", "LayerRegistry",
+            "Origin", "PluginInfo", "PluginWarning", "PluginError", "DuplicateLayerError",
+            "UnknownLayerError", "LayerConfigError", "LayerError", "LayerTypeError",
+            "dot_product_attention_weights", "flip_sequences", "celu", "glu", "hard_sigmoid",
+            "hard_silu", "hard_swish", "hard_tanh", "identity", "log_sigmoid", "logsumexp",
+            "relu6", "selu", "soft_sign", "softplus", "standardize",
         ),
     ),
     Package(
@@ -41,7 +46,8 @@ PACKAGES = [
         (
             "jit", "grad", "value_and_grad", "vjp", "jvp", "custom_vjp", "vmap", "scan",
             "remat", "cond", "switch", "fori_loop", "while_loop", "eval_shape", "shard_map",
-            "Carry", "StateAxes", "split_rngs",
+            "Carry", "StateAxes", "split_rngs", "CarryError", "StructureChangedError",
+            "TransformArgumentError",
         ),
     ),
     Package("ramie.training", "ramie-training", ("Optimizer", "metrics", "EMA")),

@@ -55,12 +55,7 @@ class Layout:
         self.spec = spec
         self.statics = statics
         self.dmask = dmask
-        if dmask is None:
-            self.mode = _NO_DONATION
-        elif all(dmask[0]) and not any(dmask[1]):
-            self.mode = _DONATE_OBJECTS
-        else:
-            self.mode = _DONATE_MIXED
+        self.mode = _mode(dmask)
         self.jitted = None
 
 
@@ -140,7 +135,9 @@ class _Jitted:
         )
         if len(keep) == len(values):
             return out
-        return ga.Static(keep), [new_values[i] for i in keep], meta, payload
+        # A dict {position: value}: its keys live in the output treedef (no Python
+        # callback to rebuild it per call, unlike a custom pytree node).
+        return None, {i: new_values[i] for i in keep}, meta, payload
 
     def _make_jit(self, in_shardings, out_shardings):
         kwargs = dict(self._jit_kwargs)
@@ -171,7 +168,7 @@ class _Jitted:
         layout = fg.assignments.get(sig)
         if layout is None:
             layout = fg.assignments[sig] = self._layout_positional(sig, args, fg)
-        return self._run(layout, fg, objs, fg.values(), list(sig.leaves(args)))
+        return self._run(layout, fg, objs, fg.values(), sig.leaves(args))
 
     def _run(self, layout, fg, objs, values, leaves):
         mode = layout.mode
@@ -182,12 +179,12 @@ class _Jitted:
         else:
             out = layout.jitted(layout, *_partition(layout.dmask, values, leaves))
         new_graphdef, new_values, meta, payload = out
-        if new_graphdef is None:
-            fg.set_values(new_values)
-        elif type(new_graphdef) is ga.Static:
-            fg.set_values(new_values, new_graphdef.value)
-        else:
+        if new_graphdef is not None:
             ga.propagate(fg, objs, new_graphdef, new_values)
+        elif type(new_values) is not dict:
+            fg.set_values(new_values)
+        elif new_values:
+            fg.set_values(list(new_values.values()), tuple(new_values))
         if meta is None:
             return payload
         return ga.import_(meta, payload, objs)
@@ -326,10 +323,21 @@ def _inner_shardings(in_shardings, fg, slots, dmask):
     )
     by_obj = {slots[i]: s for i, s in enumerate(per_arg) if slots[i] >= 0}
     values = [_leaf_sharding(by_obj.get(p[0]), p[1:]) for p in fg.paths]
-    leaves = [s for i, s in enumerate(per_arg) if slots[i] < 0]
-    if dmask is None:
+    leaves = tuple(s for i, s in enumerate(per_arg) if slots[i] < 0)
+    mode = _mode(dmask)  # the same containers as _Jitted._run passes
+    if mode == _NO_DONATION:
         return ([], []), (values, leaves)
+    if mode == _DONATE_OBJECTS:
+        return (values, []), ([], leaves)
     return _partition(dmask, values, leaves)
+
+
+def _mode(dmask) -> int:
+    if dmask is None:
+        return _NO_DONATION
+    if all(dmask[0]) and not any(dmask[1]):
+        return _DONATE_OBJECTS
+    return _DONATE_MIXED
 
 
 def _leaf_sharding(spec, path):
