@@ -15,5 +15,6 @@ def test_readme_python_blocks_run(capsys):
     namespace: dict = {}
     exec(compile("\n".join(blocks), str(README), "exec"), namespace)
     assert float(namespace["loss"]) < 0.5
-    assert int(namespace["model"].calls.value) == 101  # 1 eager call + 100 traced steps
+    # 1 eager call + 100 steps of the split/merge loop + 100 steps under nn.jit
+    assert int(namespace["model"].calls.value) == 201
     assert "layers" in capsys.readouterr().out

@@ -37,6 +37,12 @@ class Origin(NamedTuple):
 
     Both are None for a layer registered at run time (``registry.register``
     called by a script rather than by a plug-in's hook).
+
+    >>> from ramie.layers import registry
+    >>> registry.origin("Linear").distribution
+    'ramie-layers'
+    >>> str(Origin(None, None))
+    'no distribution (registered at run time)'
     """
 
     distribution: str | None
