@@ -28,7 +28,6 @@ _LEAF_TYPES = frozenset(
     | {type(jax.numpy.zeros(()))}
 )
 _GRAPH = ga.GRAPH_TYPES
-_NOTHING: tuple = ([], [])
 _NO_DONATION, _DONATE_OBJECTS, _DONATE_MIXED = range(3)
 
 
@@ -111,22 +110,31 @@ class _Jitted:
         self.in_shardings = in_shardings
         self.out_shardings = out_shardings
         self._jit_kwargs = jit_kwargs
+        self._sharded = in_shardings is not None or out_shardings is not None
         self._compiled = self._make_jit(None, None)
         self._signatures: dict = {}
         self._layouts: dict = {}
         if self.static_argnums or self.static_argnames:
             self._signatures = _AlwaysGeneral()
 
-    # The traced function; ``layout`` is its only static argument.
-    def _inner(self, layout, donated, kept):
-        values, leaves = _interleave(layout.dmask, donated, kept)
+    # The traced function; ``layout`` is its only static argument. Without donation
+    # ``a, b`` are (values, leaves); with it, (donated, kept) pairs of those.
+    #
+    # It returns ``(changed, payload)`` in the common case: ``changed`` is a dict
+    # {position: new value} of the leaves that changed (or were donated), or the list
+    # of every new value when all did; the short tuple keeps per-call unpacking cheap.
+    # A structural change (sown Intermediates) or objects in the output add two more
+    # items: ``(values, payload, new_graphdef, meta)``.
+    def _inner(self, layout, a, b):
+        if layout.mode == _NO_DONATION:
+            values, leaves = a, b
+        else:
+            values, leaves = _interleave(layout.dmask, a, b)
         fun = _bind_statics(self.fun, layout.statics) if layout.statics else self.fun
         out = ga.call_traced("jit", fun, layout.graphdef, layout.spec, values, leaves)
         new_graphdef, new_values, meta, payload = out
-        if new_graphdef is not None:
-            return out
-        # Only what changed comes back (plus donated leaves, whose buffers are gone):
-        # a forward pass that mutates nothing returns no state at all.
+        if new_graphdef is not None or meta is not None or self._sharded:
+            return new_values, payload, new_graphdef, meta
         dmask = layout.dmask[0] if layout.dmask else (False,) * len(values)
         keep = tuple(
             i
@@ -134,10 +142,8 @@ class _Jitted:
             if donated or new is not old
         )
         if len(keep) == len(values):
-            return out
-        # A dict {position: value}: its keys live in the output treedef (no Python
-        # callback to rebuild it per call, unlike a custom pytree node).
-        return None, {i: new_values[i] for i in keep}, meta, payload
+            return new_values, payload
+        return {i: new_values[i] for i in keep}, payload
 
     def _make_jit(self, in_shardings, out_shardings):
         kwargs = dict(self._jit_kwargs)
@@ -173,21 +179,24 @@ class _Jitted:
     def _run(self, layout, fg, objs, values, leaves):
         mode = layout.mode
         if mode == _NO_DONATION:
-            out = layout.jitted(layout, _NOTHING, (values, leaves))
+            out = layout.jitted(layout, values, leaves)
         elif mode == _DONATE_OBJECTS:
             out = layout.jitted(layout, (values, []), ([], leaves))
         else:
             out = layout.jitted(layout, *_partition(layout.dmask, values, leaves))
-        new_graphdef, new_values, meta, payload = out
-        if new_graphdef is not None:
-            ga.propagate(fg, objs, new_graphdef, new_values)
-        elif type(new_values) is not dict:
-            fg.set_values(new_values)
-        elif new_values:
-            fg.set_values(list(new_values.values()), tuple(new_values))
-        if meta is None:
-            return payload
-        return ga.import_(meta, payload, objs)
+        changed = out[0]
+        if len(out) == 2:
+            if type(changed) is not dict:
+                fg.set_values(changed)
+            elif changed:
+                fg.set_values(list(changed.values()), tuple(changed))
+            return out[1]
+        _, payload, new_graphdef, meta = out
+        if new_graphdef is None:
+            fg.set_values(changed)
+        else:
+            ga.propagate(fg, objs, new_graphdef, changed)
+        return payload if meta is None else ga.import_(meta, payload, objs)
 
     def _signature(self, args: tuple):
         types = tuple(map(type, args))
@@ -228,11 +237,11 @@ class _Jitted:
     def _jit_for(self, fg, slots, dmask):
         if self.in_shardings is None and self.out_shardings is None:
             return self._compiled
-        donated, kept = _inner_shardings(self.in_shardings, fg, slots, dmask)
+        a, b = _inner_shardings(self.in_shardings, fg, slots, dmask)
         values = None
         if self.in_shardings is not None:  # new values keep the inputs' placement
-            values = _interleave(dmask, donated, kept)[0]
-        return self._make_jit((donated, kept), (None, values, None, self.out_shardings))
+            values = a if dmask is None else _interleave(dmask, a, b)[0]
+        return self._make_jit((a, b), (values, self.out_shardings, None, None))
 
     # -- general path: nested containers, kwargs, static arguments ---------------
     def _call_general(self, args: tuple, kwargs: dict) -> Any:
@@ -326,7 +335,7 @@ def _inner_shardings(in_shardings, fg, slots, dmask):
     leaves = tuple(s for i, s in enumerate(per_arg) if slots[i] < 0)
     mode = _mode(dmask)  # the same containers as _Jitted._run passes
     if mode == _NO_DONATION:
-        return ([], []), (values, leaves)
+        return values, leaves
     if mode == _DONATE_OBJECTS:
         return (values, []), ([], leaves)
     return _partition(dmask, values, leaves)
