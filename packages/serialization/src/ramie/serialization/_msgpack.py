@@ -326,6 +326,8 @@ def _unchunk_all(tree: Any) -> Any:
     """Replace every chunked-array map by its array, walking without recursion."""
     if isinstance(tree, dict) and CHUNKED in tree:
         return _unchunk(tree, ())
+    if not isinstance(tree, (dict, list)):
+        return tree
     stack: list[tuple[Any, tuple]] = [(tree, ())]
     while stack:
         node, path = stack.pop()
