@@ -30,8 +30,7 @@ def test_bytes_written_by_hand():
     # {"w": float32 [1, 2]} spelled out: map(1) "w" ext8(len 21, type 1)
     # [fixarray(3) [2] "float32" bin8(8) <little-endian floats>]
     expected = (
-        b"\x81\xa1w\xc7\x15\x01\x93\x91\x02\xa7float32\xc4\x08"
-        + np.array([1, 2], "<f4").tobytes()
+        b"\x81\xa1w\xc7\x15\x01\x93\x91\x02\xa7float32\xc4\x08" + np.array([1, 2], "<f4").tobytes()
     )
     assert ser.to_bytes({"w": np.array([1, 2], np.float32)}) == expected
 
@@ -49,7 +48,10 @@ def test_numpy_scalar_is_ext_3_and_complex_ext_2():
 @settings(max_examples=200, deadline=None)
 @given(n=st.integers(0, 70_000), code=st.sampled_from([1, 3]))
 def test_ext_header_matches_msgpack(n, code):
-    assert _msgpack.ext_header(code, n) == msgpack.packb(msgpack.ExtType(code, b"\0" * n))[:-n or None]
+    assert (
+        _msgpack.ext_header(code, n)
+        == msgpack.packb(msgpack.ExtType(code, b"\0" * n))[: -n or None]
+    )
 
 
 DTYPES = sorted(ser._dtypes.DTYPES)
@@ -83,7 +85,9 @@ def test_bfloat16_and_float8_round_trip_through_jax():
     restored = ser.from_bytes(tree, ser.to_bytes(tree))
     for k, v in tree.items():
         assert restored[k].dtype == v.dtype
-        np.testing.assert_array_equal(np.asarray(restored[k], np.float32), np.asarray(v, np.float32))
+        np.testing.assert_array_equal(
+            np.asarray(restored[k], np.float32), np.asarray(v, np.float32)
+        )
 
 
 def test_non_contiguous_and_big_endian_arrays_are_written_in_c_order_native():
@@ -163,7 +167,10 @@ def test_rng_keys_are_stored_as_key_data_and_restored_as_keys():
     restored = ser.from_bytes(jax.eval_shape(lambda: core.state(WithRngs(0))), data)
     key = restored["rngs"]["dropout"]["key"].value
     assert jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
-    assert jax.random.key_data(key).tolist() == jax.random.key_data(model.rngs.dropout.key.value).tolist()
+    assert (
+        jax.random.key_data(key).tolist()
+        == jax.random.key_data(model.rngs.dropout.key.value).tolist()
+    )
     assert int(restored["rngs"]["dropout"]["count"].value) == 1
 
 
@@ -218,9 +225,18 @@ def test_custom_type_registration():
 @pytest.mark.parametrize(
     ("tree", "message"),
     [
-        ({"m": Block(1.0)}, ser._errors.MODULE_NOT_SERIALIZABLE.split(":")[0].format(path="m", type_name="Block")),
-        ({"a": {"s": jax.ShapeDtypeStruct((2,), jnp.float32)}}, "'a/s': it is an abstract ShapeDtypeStruct"),
-        ({"o": np.array(["x"], dtype=object)}, "Cannot serialize the array at 'o': its dtype object"),
+        (
+            {"m": Block(1.0)},
+            ser._errors.MODULE_NOT_SERIALIZABLE.split(":")[0].format(path="m", type_name="Block"),
+        ),
+        (
+            {"a": {"s": jax.ShapeDtypeStruct((2,), jnp.float32)}},
+            "'a/s': it is an abstract ShapeDtypeStruct",
+        ),
+        (
+            {"o": np.array(["x"], dtype=object)},
+            "Cannot serialize the array at 'o': its dtype object",
+        ),
         ({"u": np.array(["x"])}, "Cannot serialize the array at 'u'"),
         ({"f": lambda: 0}, "Cannot serialize the value at 'f': a function"),
         ({"big": 2**70}, "int beyond 64 bits"),

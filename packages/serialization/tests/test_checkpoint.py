@@ -84,8 +84,10 @@ def test_chunked_arrays_in_checkpoints(tmp_path, monkeypatch):
     manager.save(0, tree)
     out = manager.restore(target=tree)
     np.testing.assert_array_equal(out["big"], tree["big"])
-    np.testing.assert_array_equal(ser.msgpack_restore(
-        (tmp_path / "step_0" / "state.msgpack").read_bytes())["big"], tree["big"])
+    np.testing.assert_array_equal(
+        ser.msgpack_restore((tmp_path / "step_0" / "state.msgpack").read_bytes())["big"],
+        tree["big"],
+    )
 
 
 def test_max_to_keep_keeps_the_newest(tmp_path):
@@ -122,7 +124,10 @@ def test_save_errors(tmp_path):
         manager.save(-1, {"x": np.zeros(1)})
     with pytest.raises(ser.CheckpointError, match="must be JSON-serializable"):
         manager.save(2, {"x": np.zeros(1)}, metadata={"a": object()})
-    with pytest.raises(ser.CheckpointError, match=r"No committed checkpoint in .* for step 7\. Committed steps: \[1\]"):
+    with pytest.raises(
+        ser.CheckpointError,
+        match=r"No committed checkpoint in .* for step 7\. Committed steps: \[1\]",
+    ):
         manager.restore(7)
     with pytest.raises(ser.CheckpointError, match="No committed checkpoint"):
         ser.CheckpointManager(tmp_path / "empty").restore()
@@ -158,7 +163,9 @@ def test_corrupt_bytes_are_detected_by_the_checksum(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(ser.CheckpointCorruptError) as info:
         manager.restore(4)
-    assert "state.msgpack is corrupt: its CRC-32 does not match the COMMIT record" in str(info.value)
+    assert "state.msgpack is corrupt: its CRC-32 does not match the COMMIT record" in str(
+        info.value
+    )
     assert "restore an earlier step" in str(info.value)
     assert manager.restore(4, verify=False)["x"].shape == (1000,)
 
@@ -171,7 +178,10 @@ def test_mismatch_is_reported_before_reading(tmp_path, monkeypatch):
         raise AssertionError("arrays were read before the target was checked")
 
     monkeypatch.setattr(io, "read_leaves", must_not_read)
-    target = {"w": jax.ShapeDtypeStruct((3, 2), jnp.float32), "c": jax.ShapeDtypeStruct((), jnp.int32)}
+    target = {
+        "w": jax.ShapeDtypeStruct((3, 2), jnp.float32),
+        "c": jax.ShapeDtypeStruct((), jnp.int32),
+    }
     with pytest.raises(ser.StateMismatchError) as info:
         manager.restore(0, target=target)
     message = str(info.value)
@@ -238,7 +248,9 @@ def _hostile_checkpoint(tmp_path: Path, index: bytes) -> ser.CheckpointManager:
     return ser.CheckpointManager(tmp_path)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_hostile_index_files_are_refused(tmp_path_factory, data):
     tmp_path = tmp_path_factory.mktemp("hostile")

@@ -81,7 +81,9 @@ def test_every_truncation_is_refused(data, draw):
             "must be [shape, dtype name, bytes]",
         ),
         (
-            msgpack.packb({"x": msgpack.ExtType(1, array_payload([10**6, 10**6], "float32", b"1234"))}),
+            msgpack.packb(
+                {"x": msgpack.ExtType(1, array_payload([10**6, 10**6], "float32", b"1234"))}
+            ),
             "needs 4000000000000 bytes, but 4 are given",
         ),
         (
@@ -93,7 +95,9 @@ def test_every_truncation_is_refused(data, draw):
             "the dtype '<U4' is not one ramie reads",
         ),
         (
-            msgpack.packb({"x": msgpack.ExtType(1, array_payload([2], "numpy.core.multiarray", b""))}),
+            msgpack.packb(
+                {"x": msgpack.ExtType(1, array_payload([2], "numpy.core.multiarray", b""))}
+            ),
             "is not one ramie reads",
         ),
         (
@@ -113,7 +117,10 @@ def test_every_truncation_is_refused(data, draw):
             "a numpy scalar (ext 3) has shape (2,)",
         ),
         (msgpack.packb({"x": msgpack.ExtType(2, msgpack.packb([1.0]))}), "must hold [real, imag]"),
-        (msgpack.packb({"x": msgpack.ExtType(2, msgpack.packb(["a", "b"]))}), "must hold [real, imag]"),
+        (
+            msgpack.packb({"x": msgpack.ExtType(2, msgpack.packb(["a", "b"]))}),
+            "must hold [real, imag]",
+        ),
         (msgpack.packb({"x": msgpack.ExtType(9, b"")}), "unknown msgpack ext type 9"),
         (b"\x91" * 100_000 + b"\x00", "nested too deeply"),
         (b"\x81" * 50_000 + b"\xc0", "nested too deeply"),
@@ -126,7 +133,15 @@ def test_every_truncation_is_refused(data, draw):
         (msgpack.packb({"a": 1}) + b"\x00\x00", "2 unexpected byte(s) after the end"),
         (b"", "Unpack failed"),
         (
-            msgpack.packb({"c": {"__msgpack_chunked_array__": True, "shape": {"0": 10**12}, "chunks": {"0": 1}}}),
+            msgpack.packb(
+                {
+                    "c": {
+                        "__msgpack_chunked_array__": True,
+                        "shape": {"0": 10**12},
+                        "chunks": {"0": 1},
+                    }
+                }
+            ),
             "are not 1-D arrays",
         ),
     ],
@@ -137,28 +152,28 @@ def test_specific_hostile_inputs(data, reason):
     assert reason in str(info.value)
 
 
-def test_chunked_array_claiming_a_huge_shape_is_refused_before_allocating():
+def _huge_chunked() -> bytes:
     chunk = ext(1, array_payload([4], "float32", b"\0" * 16))
     body = msgpack.packb(
         {"__msgpack_chunked_array__": True, "shape": {"0": 10**12}, "chunks": {"0": 0}}
     )
-    data = body[: body.rindex(b"\x00")] + chunk  # replace the placeholder chunk by the ext
-    tracemalloc.start()
-    try:
-        with pytest.raises(ser.MalformedDataError, match="needs 4000000000000 bytes, but 16"):
-            ser.msgpack_restore(data)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 1 << 20
+    return body[: body.rindex(b"\x00")] + chunk  # replace the placeholder chunk by the ext
 
 
-def test_header_claiming_huge_array_allocates_nothing_big():
-    payload = array_payload([10**12], "float64", b"\0" * 8)
-    data = msgpack.packb({"x": msgpack.ExtType(1, payload)})
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (_huge_chunked(), "needs 4000000000000 bytes, but 16 are given"),
+        (
+            msgpack.packb({"x": msgpack.ExtType(1, array_payload([10**12], "float64", b"\0" * 8))}),
+            "needs 8000000000000 bytes, but 8 are given",
+        ),
+    ],
+)
+def test_huge_claims_are_refused_without_allocating(data, reason):
     tracemalloc.start()
     try:
-        with pytest.raises(ser.MalformedDataError):
+        with pytest.raises(ser.MalformedDataError, match=reason):
             ser.msgpack_restore(data)
         _, peak = tracemalloc.get_traced_memory()
     finally:

@@ -91,7 +91,9 @@ def test_shape_dtype_struct_target_gets_jax_arrays_on_its_sharding():
 
 def test_key_target_checks_the_key_data_shape():
     abstract = {"k": jax.eval_shape(lambda: jax.random.split(jax.random.key(0), 3))}
-    with pytest.raises(ser.StateMismatchError, match=r"k: target has key<fry>\[3\]; data has uint32\[2,2\]"):
+    with pytest.raises(
+        ser.StateMismatchError, match=r"k: target has key<fry>\[3\]; data has uint32\[2,2\]"
+    ):
         ser.from_bytes(abstract, ser.to_bytes({"k": np.zeros((2, 2), np.uint32)}))
     keys = jax.random.split(jax.random.key(5), 3)
     out = ser.from_bytes(abstract, ser.to_bytes({"k": keys}))

@@ -204,7 +204,9 @@ class CheckpointManager:
             step, error = self._error
             self._error = None
             raise _errors.CheckpointError(
-                _errors.BACKGROUND_FAILED.format(step=step, detail=f"{type(error).__name__}: {error}")
+                _errors.BACKGROUND_FAILED.format(
+                    step=step, detail=f"{type(error).__name__}: {error}"
+                )
             ) from error
 
     # -- keeping ---------------------------------------------------------------

@@ -254,7 +254,8 @@ def parse_array_payload(payload: bytes) -> tuple[tuple[int, ...], np.dtype, byte
     try:
         parts = msgpack.unpackb(payload, raw=True, max_array_len=_dtypes.MAX_NDIM)
     except Exception as e:
-        raise _malformed(f"an array payload is not valid msgpack ({type(e).__name__}: {e})")
+        detail = f"an array payload is not valid msgpack ({type(e).__name__}: {e})"
+        raise _malformed(detail) from None
     if not isinstance(parts, list) or len(parts) != 3:
         raise _malformed(
             "an array payload must be [shape, dtype name, bytes], found "
@@ -383,4 +384,3 @@ def from_bytes(target: Any, encoded: bytes, *, strict: bool = True) -> Any:
     return restore_values(
         target, msgpack_restore(encoded), strict=strict, what="from_bytes()", load=convert
     )
-

@@ -17,6 +17,7 @@ from typing import Any
 
 import jax
 import numpy as np
+
 from ramie.core import Module, State, Variable
 
 from . import _dtypes, _errors
@@ -232,9 +233,7 @@ def walk_items(target, keys, data, path, visit, diffs, get=lambda t, k: t[k]) ->
     names = {str(k) for k in keys}
     for k in data:
         if k not in names:
-            diffs.append(
-                (_errors.format_path((*path, k)), describe(MISSING), describe(data[k]))
-            )
+            diffs.append((_errors.format_path((*path, k)), describe(MISSING), describe(data[k])))
     return out
 
 
@@ -327,6 +326,4 @@ def from_state_dict(target: Any, state_dict: Any, *, strict: bool = True) -> Any
     >>> from_state_dict({"w": np.zeros(2)}, {"w": np.ones(2)})
     {'w': array([1., 1.])}
     """
-    return restore_values(
-        target, state_dict, strict=strict, what="from_state_dict()", load=convert
-    )
+    return restore_values(target, state_dict, strict=strict, what="from_state_dict()", load=convert)
