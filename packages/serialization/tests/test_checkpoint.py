@@ -108,10 +108,14 @@ def test_keep_best_keeps_the_best_and_the_latest(tmp_path, mode, kept):
         manager.save(9, {"x": np.zeros(1)}, metadata={"loss": 1.0})
 
 
-def test_keep_best_with_a_function(tmp_path):
-    manager = ser.CheckpointManager(tmp_path, max_to_keep=1, keep_best=lambda m: -m["loss"])
+@pytest.mark.parametrize("background", [False, True])
+def test_keep_best_with_a_function(tmp_path, background):
+    manager = ser.CheckpointManager(
+        tmp_path, max_to_keep=1, keep_best=lambda m: -m["loss"], background=background
+    )
     for step, loss in enumerate([3.0, 1.0, 2.0, 4.0]):
         manager.save(step, {"x": np.zeros(1)}, metadata={"loss": loss})
+    manager.wait()
     assert manager.all_steps() == [1, 3]
 
 

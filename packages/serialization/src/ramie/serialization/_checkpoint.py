@@ -231,7 +231,7 @@ class CheckpointManager:
         if self.keep_best is None:
             keep = set(steps[-self.max_to_keep :])
         else:
-            scores = {s: self._score(s, self.metadata(s)) for s in steps}
+            scores = {s: self._score(s, self._metadata(s)) for s in steps}
             best = sorted(steps, key=lambda s: (scores[s], s), reverse=True)
             keep = set(best[: self.max_to_keep]) | {steps[-1]}
         for step in steps:
@@ -243,7 +243,6 @@ class CheckpointManager:
 
     # -- restoring -------------------------------------------------------------
     def _commit(self, step: int | None) -> tuple[int, Path, dict]:
-        self.wait()
         steps = self.all_steps()
         chosen = steps[-1] if step is None and steps else step
         if chosen is None or chosen not in steps:
@@ -266,6 +265,10 @@ class CheckpointManager:
 
     def metadata(self, step: int | None = None) -> dict[str, Any]:
         """The metadata saved with ``step`` (the latest when None)."""
+        self.wait()
+        return self._metadata(step)
+
+    def _metadata(self, step: int | None) -> dict[str, Any]:
         _, step_dir, commit = self._commit(step)
         if io.METADATA_FILE not in commit["files"]:
             return {}
@@ -293,6 +296,7 @@ class CheckpointManager:
         nested dict of numpy arrays is returned. ``verify`` checks every file's
         CRC-32 against the ``COMMIT`` record.
         """
+        self.wait()
         chosen, step_dir, commit = self._commit(step)
         index = io.read_small(step_dir, io.INDEX_FILE, commit, verify)
         size = commit["files"][io.STATE_FILE]["size"]
