@@ -19,6 +19,7 @@ neither direction copies the data more than the file system does.
 from __future__ import annotations
 
 import json
+import math
 import os
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -295,6 +296,21 @@ def _read_exact(f: Any, view: memoryview) -> None:
         view = view[n:]
 
 
+PAGE = 4096
+
+
+def aligned_empty(dims: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An uninitialised array whose data starts on a page boundary.
+
+    JAX's CPU backend adopts such host buffers without copying them
+    (``jax.device_put``), so restoring into jax arrays costs no extra copy.
+    """
+    nbytes = math.prod(dims) * dtype.itemsize
+    buf = np.empty(nbytes + PAGE, np.uint8)
+    start = -buf.ctypes.data % PAGE
+    return buf[start : start + nbytes].view(dtype).reshape(dims)
+
+
 def read_leaves(
     path: Path, leaves: list, size: int, expected_crc: int | None
 ) -> list[np.ndarray | np.generic]:
@@ -318,7 +334,7 @@ def read_leaves(
             pos = offset
 
         for kind, dims, dtype, ranges in leaves:
-            arr = np.empty(dims, dtype)
+            arr = aligned_empty(dims, dtype)
             flat = memoryview(arr.reshape(-1).view(np.uint8))
             filled = 0
             for offset, nbytes in ranges:
