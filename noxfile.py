@@ -285,7 +285,7 @@ def bench(session: nox.Session) -> None:
     if not scripts:
         session.log("no benchmarks yet: bench/ has no *.py script")
         return
-    install_local(session, "core", "transforms", "training", extras=(), others=("optax",))
+    install_local(session, "nn", extras=(), others=("optax",))  # every ramie package
     for script in scripts:
         session.run("python", str(script), *session.posargs)
 

@@ -57,7 +57,10 @@ PACKAGES = [
         (
             "serialization", "to_bytes", "from_bytes", "msgpack_serialize", "msgpack_restore",
             "to_state_dict", "from_state_dict", "save_safetensors", "load_safetensors",
-            "CheckpointManager",
+            "CheckpointManager", "CheckpointCorruptError", "CheckpointError",
+            "MalformedDataError", "RestoreMismatchWarning", "SerializationError",
+            "StateMismatchError", "UnsupportedTypeError", "flatten_keys",
+            "from_torch_state_dict", "register_serialization_state",
         ),
     ),
 ]  # fmt: skip

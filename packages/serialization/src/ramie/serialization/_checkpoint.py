@@ -64,7 +64,8 @@ class CheckpointManager:
     >>> import tempfile, jax, jax.numpy as jnp
     >>> from ramie import core
     >>> from ramie.serialization import CheckpointManager
-    >>> manager = CheckpointManager(tempfile.mkdtemp(), max_to_keep=2)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> manager = CheckpointManager(tmp.name, max_to_keep=2)
     >>> state = core.State({"w": core.Param(jnp.ones(3))})
     >>> for step in range(3):
     ...     manager.save(step, state, metadata={"loss": 1.0 / (step + 1)})
@@ -73,6 +74,7 @@ class CheckpointManager:
     >>> abstract = jax.eval_shape(lambda: state)
     >>> manager.restore(target=abstract).w.value.tolist()
     [1.0, 1.0, 1.0]
+    >>> tmp.cleanup()
     """
 
     def __init__(

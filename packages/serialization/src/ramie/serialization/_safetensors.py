@@ -78,10 +78,12 @@ def save_safetensors(
 
     >>> import numpy as np, tempfile, os
     >>> from ramie.serialization import save_safetensors, load_safetensors
-    >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(tmp.name, "model.safetensors")
     >>> save_safetensors(path, {"dense": {"kernel": np.eye(2, dtype=np.float32)}})
     >>> load_safetensors(path)["dense"]["kernel"].shape
     (2, 2)
+    >>> tmp.cleanup()
     """
     arrays = {}
     for name, leaf in flatten_keys(state).items():
@@ -122,10 +124,12 @@ def load_safetensors(path: str | os.PathLike, target: Any = None, *, strict: boo
 
     >>> import numpy as np, tempfile, os
     >>> from ramie.serialization import save_safetensors, load_safetensors
-    >>> path = os.path.join(tempfile.mkdtemp(), "m.safetensors")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(tmp.name, "m.safetensors")
     >>> save_safetensors(path, {"b": np.ones(2, np.float32)})
     >>> load_safetensors(path, {"b": np.zeros(2, np.float32)})["b"].tolist()
     [1.0, 1.0]
+    >>> tmp.cleanup()
     """
     try:
         with safetensors.safe_open(os.fspath(path), framework="np") as f:
