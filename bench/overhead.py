@@ -142,7 +142,22 @@ def interleaved(variants: list[Variant], x, y, steps: int) -> dict[str, float]:
                 times[v.name].append(time.perf_counter() - t0)
     finally:
         gc.enable()
-    return {name: statistics.median(t) * 1e6 for name, t in times.items()}
+    return times
+
+
+def summarize(times: dict[str, list[float]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Median µs per variant, and the median over rounds of each round's ratio to the first.
+
+    A round times every variant back to back, so its ratio is little affected by
+    the machine slowing down or speeding up between rounds.
+    """
+    names = list(times)
+    base = times[names[0]]
+    med = {n: statistics.median(t) * 1e6 for n, t in times.items()}
+    ratio = {
+        n: statistics.median(a / b for a, b in zip(times[n], base, strict=True)) for n in names
+    }
+    return med, ratio
 
 
 def optional_variants(name: str, tx) -> list[Variant]:
@@ -179,7 +194,7 @@ def forward_call(steps: int) -> dict[str, float]:
                 times[k].append(time.perf_counter() - t0)
     finally:
         gc.enable()
-    return {k: statistics.median(t) * 1e6 for k, t in times.items()}
+    return summarize(times)
 
 
 def main() -> None:
@@ -205,7 +220,7 @@ def main() -> None:
         variants += optional_variants(name, tx)
         for v in variants:
             v.setup(x, y)
-        med = interleaved(variants, x, y, steps)
+        med, ratio = summarize(interleaved(variants, x, y, steps))
         first = {v.name: [] for v in variants}
         for _ in range(3):  # in turn, fresh builds: trace + compile + one step
             for v in variants:
@@ -216,7 +231,7 @@ def main() -> None:
         for v in variants:
             n = v.name
             rows.append(
-                (name, n, med[n], med[n] / med[base], comp[n] / 1e3, comp[n] / comp[base],
+                (name, n, med[n], ratio[n], comp[n] / 1e3, comp[n] / comp[base],
                  init[n] / 1e3)
             )  # fmt: skip
         print(f"{name}: " + ", ".join(f"{k} {t:.1f} µs" for k, t in med.items()), flush=True)
@@ -237,11 +252,11 @@ def _table(rows, fwd) -> str:
             f"{name:<10} {variant:<14} {us:>9.1f} {ratio:>7.3f} {cms:>11.1f}"
             f" {cratio:>7.2f} {ims:>8.1f}"
         )
-    base = fwd["raw jax.jit"]
+    med, ratio = fwd
     lines.append("")
     lines.append("tiny MLP forward call (inference)")
-    for k, t in fwd.items():
-        lines.append(f"{'':<10} {k:<14} {t:>9.1f} {t / base:>7.3f}")
+    for k, t in med.items():
+        lines.append(f"{'':<10} {k:<14} {t:>9.1f} {ratio[k]:>7.3f}")
     return "\n".join(lines)
 
 

@@ -158,23 +158,41 @@ class _Jitted:
             **kwargs,
         )
 
-    def __get__(self, obj, objtype=None):
-        if obj is None:
-            return self
-        return functools.partial(self, obj)
+    def caller(self) -> Callable:
+        """The function ``jit`` returns: the per-call fast path as a closure.
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        sig = self._signatures.get(tuple(map(type, args))) if not kwargs else _GENERAL
-        if sig is None:
-            sig = self._signature(args)
-        if sig is _GENERAL:
-            return self._call_general(args, kwargs)
-        objs = sig.objs(args)
-        fg = core.flatten(objs) if objs else _EMPTY_GRAPH
-        layout = fg.assignments.get(sig)
-        if layout is None:
-            layout = fg.assignments[sig] = self._layout_positional(sig, args, fg)
-        return self._run(layout, fg, objs, fg.values(), sig.leaves(args))
+        Everything it needs is bound to local names (no attribute lookups), and
+        being a plain function it binds as a method like the function it wraps.
+        """
+        signatures = self._signatures
+        signature = self._signature
+        general = self._call_general
+        layout_for = self._layout_positional
+        run = self._run
+        flatten = core.flatten
+        no_donation = _NO_DONATION
+
+        @functools.wraps(self.fun)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            sig = signatures.get(tuple(map(type, args))) if not kwargs else _GENERAL
+            if sig is None:
+                sig = signature(args)
+            if sig is _GENERAL:
+                return general(args, kwargs)
+            objs = sig.objs(args)
+            fg = flatten(objs) if objs else _EMPTY_GRAPH
+            layout = fg.assignments.get(sig)
+            if layout is None:
+                layout = fg.assignments[sig] = layout_for(sig, args, fg)
+            if layout.mode == no_donation:
+                out = layout.jitted(layout, fg.values(), sig.leaves(args))
+                if len(out) == 2 and type(out[0]) is dict and not out[0]:
+                    return out[1]  # nothing changed (a forward pass): nothing to write
+                return self._finish(out, fg, objs)
+            return run(layout, fg, objs, fg.values(), sig.leaves(args))
+
+        call._ramie_jit = self  # type: ignore[attr-defined]
+        return call
 
     def _run(self, layout, fg, objs, values, leaves):
         mode = layout.mode
@@ -184,6 +202,11 @@ class _Jitted:
             out = layout.jitted(layout, (values, []), ([], leaves))
         else:
             out = layout.jitted(layout, *_partition(layout.dmask, values, leaves))
+        return self._finish(out, fg, objs)
+
+    @staticmethod
+    def _finish(out, fg, objs):
+        """Write the compiled call's new values back; return the user's output."""
         changed = out[0]
         if len(out) == 2:
             if type(changed) is not dict:
@@ -408,4 +431,4 @@ def jit(
     )
     if fun is None:
         return functools.partial(jit, **options)
-    return _Jitted(fun, **options)
+    return _Jitted(fun, **options).caller()
