@@ -281,7 +281,7 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Run every ``bench/*.py`` script in turn; each prints ratios against raw JAX."""
-    scripts = sorted((ROOT / "bench").glob("*.py"))
+    scripts = sorted(p for p in (ROOT / "bench").glob("*.py") if not p.name.startswith("_"))
     if not scripts:
         session.log("no benchmarks yet: bench/ has no *.py script")
         return

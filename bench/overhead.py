@@ -10,8 +10,7 @@ Three models, each trained with optax adam in two ways that compute the same thi
 
 Models: a tiny MLP (2 layers, width 32, batch 8), a deep MLP (24 blocks of
 Linear(64) + BatchNorm + Dropout, batch 8) and the seed's MNIST CNN (batch 64).
-Also: the tiny model's pure forward call, compile time and init time. Flax NNX and
-Equinox are measured too when installed.
+Also: the tiny model's pure forward call, compile time and init time.
 
 Variants are timed in turn, one step each, round after round (so machine noise
 hits all alike), after a warm-up, blocking on every step, with
@@ -40,7 +39,7 @@ from ramie import core  # noqa: E402
 from ramie import transforms as rt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import overhead_models as M  # noqa: E402
+import _overhead_models as M  # noqa: E402
 
 try:  # the training package's Optimizer once it exists; the bench's own until then
     from ramie.training import Optimizer  # type: ignore[attr-defined]
@@ -160,17 +159,6 @@ def summarize(times: dict[str, list[float]]) -> tuple[dict[str, float], dict[str
     return med, ratio
 
 
-def optional_variants(name: str, tx) -> list[Variant]:
-    out = []
-    try:
-        import overhead_others as others  # needs flax / equinox
-    except ImportError:
-        return out
-    for variant in others.variants(name, tx):
-        out.append(Variant(*variant))
-    return out
-
-
 def forward_call(steps: int) -> dict[str, float]:
     """The tiny model's pure forward (inference) call: raw jax.jit vs ramie jit."""
     raw = M.RawTinyMLP()
@@ -217,7 +205,6 @@ def main() -> None:
             else jax.nn.one_hot(jnp.arange(xshape[0]) % 10, 10)
         )
         variants = [raw_variant(raw, tx), ramie_variant(make, loss, tx)]
-        variants += optional_variants(name, tx)
         for v in variants:
             v.setup(x, y)
         med, ratio = summarize(interleaved(variants, x, y, steps))

@@ -54,9 +54,6 @@ class PluginWarning(RuntimeWarning):
 class PluginInfo(NamedTuple):
     """One entry point of the group ``ramie.layers`` and what became of it.
 
-    >>> from ramie.layers import registry
-    >>> all(isinstance(info, PluginInfo) for info in registry.plugins())
-    True
     >>> info = PluginInfo("mine", "my_pkg.layers", "my-dist", "1.0", ("Scale",), None)
     >>> info.error is None and info.layers
     ('Scale',)
