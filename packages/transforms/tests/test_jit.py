@@ -244,3 +244,28 @@ def test_jit_error_messages_are_the_module_constants():
     assert str(info.value) == terrors.STRUCTURE_CHANGED.format(
         transform="jit", changes="  - 'args[0]/n': removed (a Variable Variable)"
     )
+
+
+def test_in_shardings_as_a_state_of_shardings_per_leaf():
+    mesh = jax.make_mesh((8,), ("x",), axis_types=(jax.sharding.AxisType.Explicit,))
+    row = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("x"))
+    rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+    class Two(core.Module):
+        def __init__(self):
+            self.big = core.Param(jnp.arange(16.0))
+            self.small = core.Param(jnp.arange(3.0))
+
+    m = Two()
+    shardings = core.State({"big": row, "small": rep})
+
+    @jit(in_shardings=(shardings,))
+    def double(m):
+        m.big.value = m.big.value * 2
+        m.small.value = m.small.value * 2
+
+    double(m)
+    jax.block_until_ready(m.big.value)
+    assert m.big.value.sharding.spec == jax.sharding.PartitionSpec("x")
+    assert m.small.value.sharding.is_fully_replicated
+    np.testing.assert_array_equal(m.small.value, [0.0, 2.0, 4.0])
