@@ -174,6 +174,28 @@ def test_corrupt_bytes_are_detected_by_the_checksum(tmp_path):
     assert manager.restore(4, verify=False)["x"].shape == (1000,)
 
 
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(position=st.floats(0, 1, exclude_max=True), flip=st.integers(1, 255))
+def test_any_flipped_byte_in_any_piece_is_detected(tmp_path_factory, monkeypatch, position, flip):
+    # Tiny pieces and chunks: the CRC runs over many reads (array pieces and the
+    # msgpack bytes between arrays alike), so every piece boundary is exercised.
+    monkeypatch.setattr(io, "PIECE", 48)
+    monkeypatch.setattr(_msgpack, "MAX_CHUNK_SIZE", 100)
+    tree = {"a": np.arange(60, dtype=np.float32), "b": {"c": np.arange(7.0), "s": "x"}}
+    tmp_path = tmp_path_factory.mktemp("flip")
+    manager = ser.CheckpointManager(tmp_path)
+    manager.save(0, tree)
+    path = tmp_path / "step_0" / "state.msgpack"
+    data = bytearray(path.read_bytes())
+    np.testing.assert_array_equal(manager.restore(0)["a"], tree["a"])
+    data[int(position * len(data))] ^= flip
+    path.write_bytes(bytes(data))
+    with pytest.raises(ser.CheckpointCorruptError, match="state.msgpack is corrupt"):
+        manager.restore(0)
+
+
 def test_mismatch_is_reported_before_reading(tmp_path, monkeypatch):
     manager = ser.CheckpointManager(tmp_path)
     manager.save(0, {"w": np.zeros((2, 3), np.float32), "b": np.zeros(3, np.float32)})

@@ -13,7 +13,10 @@ A step directory holds
 
 Array bytes are written from the arrays' own memory and read into freshly
 allocated arrays, while a second thread computes the CRC of what passed, so
-neither direction copies the data more than the file system does.
+neither direction copies the data more than the file system does. The CRC is
+the standard CRC-32 (what ``zlib.crc32`` returns) computed by ISA-L, which uses
+the CPU's carry-less multiply: ~25 GB/s on one core where zlib 1.2 manages ~4,
+so verifying a restore from the page cache costs almost nothing on top of the read.
 """
 
 from __future__ import annotations
@@ -21,13 +24,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import numpy as np
+from isal.isal_zlib import crc32
 
 from . import _dtypes, _errors
 from ._msgpack import EXT_COMPLEX, EXT_LEAF_REF, EXT_NDARRAY, EXT_NPSCALAR, ext_hook
@@ -57,7 +60,7 @@ class _Crc:
         self._futures.append(self._pool.submit(self._update, buf))
 
     def _update(self, buf: Any) -> None:
-        self.value = zlib.crc32(buf, self.value)
+        self.value = crc32(buf, self.value)
 
     def result(self) -> int:
         self._pool.shutdown(wait=True)
@@ -119,7 +122,7 @@ def write_small(path: Path, data: bytes) -> dict[str, int]:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    return {"size": len(data), "crc32": zlib.crc32(data)}
+    return {"size": len(data), "crc32": crc32(data)}
 
 
 def read_commit(step_dir: Path, step: int) -> dict | None:
@@ -163,7 +166,7 @@ def read_small(step_dir: Path, name: str, commit: dict, verify: bool) -> bytes:
     data = (step_dir / name).read_bytes()
     if len(data) != info["size"]:
         raise _corrupt(step_dir, name, commit, f"{len(data)} bytes, expected {info['size']}")
-    if verify and zlib.crc32(data) != info["crc32"]:
+    if verify and crc32(data) != info["crc32"]:
         raise _corrupt(step_dir, name, commit, "its CRC-32 does not match the COMMIT record")
     return data
 
