@@ -158,6 +158,37 @@ def test_uncommitted_directories_are_ignored_and_cleaned_up(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["notes.txt", "step_1"]
 
 
+def _crc_backends():
+    backends = [pytest.param(zlib.crc32, id="zlib")]
+    try:
+        from isal.isal_zlib import crc32 as isal_crc32
+    except ImportError:  # the `fast` extra is optional; the nox session installs it
+        backends.append(pytest.param(None, id="isal", marks=pytest.mark.skip("isal missing")))
+    else:
+        backends.append(pytest.param(isal_crc32, id="isal"))
+    return backends
+
+
+@pytest.mark.parametrize("crc32", _crc_backends())
+def test_both_crc_backends_write_the_same_checksums_and_catch_corruption(
+    tmp_path, monkeypatch, crc32
+):
+    data = np.random.default_rng(0).bytes(3 << 20)
+    assert crc32(data) == zlib.crc32(data)
+    assert crc32(data[7:], 12345) == zlib.crc32(data[7:], 12345)
+    monkeypatch.setattr(io, "crc32", crc32)
+    manager = ser.CheckpointManager(tmp_path)
+    manager.save(1, {"x": np.arange(50_000.0)})
+    np.testing.assert_array_equal(manager.restore(1)["x"], np.arange(50_000.0))
+    commit = json.loads((tmp_path / "step_1" / "COMMIT").read_text())
+    state = (tmp_path / "step_1" / "state.msgpack").read_bytes()
+    assert str(zlib.crc32(state)) in json.dumps(commit)  # the COMMIT records zlib's CRC
+    path = tmp_path / "step_1" / "state.msgpack"
+    path.write_bytes(state[:-9] + bytes([state[-9] ^ 1]) + state[-8:])
+    with pytest.raises(ser.CheckpointCorruptError, match="state.msgpack is corrupt"):
+        manager.restore(1)
+
+
 def test_corrupt_bytes_are_detected_by_the_checksum(tmp_path):
     manager = ser.CheckpointManager(tmp_path)
     manager.save(4, {"x": np.arange(1000.0)})

@@ -14,9 +14,11 @@ A step directory holds
 Array bytes are written from the arrays' own memory and read into freshly
 allocated arrays, while a second thread computes the CRC of what passed, so
 neither direction copies the data more than the file system does. The CRC is
-the standard CRC-32 (what ``zlib.crc32`` returns) computed by ISA-L, which uses
-the CPU's carry-less multiply: ~25 GB/s on one core where zlib 1.2 manages ~4,
-so verifying a restore from the page cache costs almost nothing on top of the read.
+the standard CRC-32 (what ``zlib.crc32`` returns). With the ``fast`` extra
+(``pip install 'ramie-serialization[fast]'``) ISA-L computes it with the CPU's
+carry-less multiply, ~25 GB/s on one core where zlib 1.2 manages ~4, so verifying
+a restore from the page cache costs almost nothing on top of the read; without
+it, zlib does (same checksums, files are interchangeable).
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from typing import Any
 
 import msgpack
 import numpy as np
-from isal.isal_zlib import crc32
+try:
+    from isal.isal_zlib import crc32
+except ImportError:  # without the `fast` extra: zlib gives the same checksums, slower
+    from zlib import crc32
 
 from . import _dtypes, _errors
 from ._msgpack import EXT_COMPLEX, EXT_LEAF_REF, EXT_NDARRAY, EXT_NPSCALAR, ext_hook
