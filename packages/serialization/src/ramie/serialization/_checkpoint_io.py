@@ -32,6 +32,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
+
 try:
     from isal.isal_zlib import crc32
 except ImportError:  # without the `fast` extra: zlib gives the same checksums, slower
