@@ -269,3 +269,16 @@ def test_in_shardings_as_a_state_of_shardings_per_leaf():
     assert m.big.value.sharding.spec == jax.sharding.PartitionSpec("x")
     assert m.small.value.sharding.is_fully_replicated
     np.testing.assert_array_equal(m.small.value, [0.0, 2.0, 4.0])
+
+
+def test_returning_parts_of_an_input_gives_the_callers_objects():
+    model = MLP(2, 4, 1, rngs=core.Rngs(0))
+
+    @jit
+    def parts(model, x):
+        model(x)
+        return model.bn, model.linear1.kernel, [model.linear2]
+
+    bn, kernel, (lin2,) = parts(model, jnp.ones((3, 2)))
+    assert bn is model.bn and kernel is model.linear1.kernel and lin2 is model.linear2
+    assert float(jnp.abs(bn.mean.value).sum()) > 0  # and they hold the new values

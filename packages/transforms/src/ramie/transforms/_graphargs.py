@@ -186,8 +186,9 @@ HAS_OBJECTS = Static("objects")
 def export(out: Any, objs: tuple) -> tuple[Static | None, Any]:
     """Replace the objects in the user's output by pytrees JAX can carry.
 
-    An object that is one of the (rebuilt) inputs becomes ``Static(index)``,
-    returned as the caller's own object; a new object (e.g. a Module created
+    An object that is one of the (rebuilt) inputs becomes ``Static(index)``, one
+    reachable from an input (``model.encoder``, a Variable of it) ``Static(path)``:
+    both come back as the caller's own objects. A new object (e.g. a Module created
     inside) becomes a ``NewObject`` holding its leaves, in the same position,
     so per-output axes (vmap ``out_axes``) still line up. Without objects the
     output passes through unchanged and the marker is None.
@@ -195,11 +196,16 @@ def export(out: Any, objs: tuple) -> tuple[Static | None, Any]:
     flat, treedef = jax.tree_util.tree_flatten(out, is_leaf=is_graph)
     if not any(isinstance(x, GRAPH_TYPES) for x in flat):
         return None, out
-    index = {id(o): i for i, o in enumerate(objs)}
+    index: dict[int, Any] = {id(o): i for i, o in enumerate(objs)}
+    reachable = None
     parts = []
     for x in flat:
         if isinstance(x, GRAPH_TYPES):
             i = index.get(id(x))
+            if i is None:
+                if reachable is None:
+                    reachable = _reachable(objs)
+                i = reachable.get(id(x))
             if i is not None:
                 parts.append(Static(i))
             else:
@@ -208,6 +214,27 @@ def export(out: Any, objs: tuple) -> tuple[Static | None, Any]:
         else:
             parts.append(x)
     return HAS_OBJECTS, treedef.unflatten(parts)
+
+
+def _reachable(objs: tuple) -> dict[int, tuple]:
+    """Path (object index first) of every Module and Variable inside the inputs."""
+    out: dict[int, tuple] = {}
+    fg = core.flatten(objs)
+    for path, ref in zip(fg.paths, fg.refs, strict=True):
+        if isinstance(ref, core.Variable):
+            out.setdefault(id(ref), path)
+    for i, obj in enumerate(objs):
+        if isinstance(obj, core.Module):
+            for path, module in obj.iter_modules():
+                out.setdefault(id(module), (i, *path))
+    return out
+
+
+def _resolve(objs: tuple, path: tuple) -> Any:
+    node = objs[path[0]]
+    for key in path[1:]:
+        node = getattr(node, key) if isinstance(node, core.Module) else node[key]
+    return node
 
 
 # -- outside, after the transform --------------------------------------------------
@@ -227,7 +254,7 @@ def import_(meta: Static | None, payload: Any, objs: tuple) -> Any:
 
     def back(x):
         if type(x) is Static:
-            return objs[x.value]
+            return objs[x.value] if type(x.value) is int else _resolve(objs, x.value)
         if type(x) is NewObject:
             return core.unflatten(x.graphdef, list(x.values))[0]
         return x
