@@ -282,3 +282,19 @@ def test_returning_parts_of_an_input_gives_the_callers_objects():
     bn, kernel, (lin2,) = parts(model, jnp.ones((3, 2)))
     assert bn is model.bn and kernel is model.linear1.kernel and lin2 is model.linear2
     assert float(jnp.abs(bn.mean.value).sum()) > 0  # and they hold the new values
+
+
+def test_a_jitted_function_does_not_keep_dead_models_state_alive():
+    import gc
+    import weakref
+
+    f = jit(lambda m, x: m(x))
+    model = Linear(3, 2, rngs=core.Rngs(0))
+    f(model, jnp.ones((1, 3)))
+    f(model, jnp.ones((1, 3)))
+    kernel = weakref.ref(model.kernel)
+    del model
+    gc.collect()
+    assert kernel() is None  # neither the call cache nor the structure cache holds it
+    other = Linear(3, 2, rngs=core.Rngs(1))
+    np.testing.assert_allclose(f(other, jnp.ones((1, 3))), other(jnp.ones((1, 3))), rtol=1e-6)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import operator
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,9 +43,9 @@ def _as_tuple(x: int | Sequence[int] | None) -> tuple:
 class Layout:
     """Everything static about one call shape, interned: one object per distinct content.
 
-    It is the single static argument of the inner ``jax.jit``: hashing and
-    comparing it is by identity (C speed), and interning makes equal layouts
-    the same object, so a re-walked but unchanged structure hits the cache.
+    Each layout owns the ``jax.jit`` of the traced function with the layout
+    bound to it (``jitted``). Interning makes equal layouts the same object, so
+    a re-walked but unchanged structure reuses the compiled function.
     """
 
     __slots__ = ("graphdef", "spec", "statics", "dmask", "mode", "jitted", "__weakref__")
@@ -61,7 +62,7 @@ class Layout:
 class _Signature:
     """How to pick objects and leaves out of positional arguments of given types."""
 
-    __slots__ = ("objs", "leaves", "nobjs", "positions")
+    __slots__ = ("objs", "leaves", "nobjs", "positions", "last", "__weakref__")
 
     def __init__(self, types: tuple):
         self.positions = tuple(i for i, t in enumerate(types) if issubclass(t, _GRAPH))
@@ -69,6 +70,9 @@ class _Signature:
         self.nobjs = len(self.positions)
         self.objs = _picker(self.positions)
         self.leaves = _picker(rest)
+        # The last call with one object: (weakref to it, its FlatGraph). A hit skips
+        # the flatten cache lookup; the weakref makes a dead object never match.
+        self.last = _NO_LAST
 
 
 def _picker(positions: tuple) -> Callable[[tuple], tuple]:
@@ -81,6 +85,24 @@ def _picker(positions: tuple) -> Callable[[tuple], tuple]:
 
 
 _GENERAL = object()  # a type signature that needs the general path
+
+
+_NO_LAST = (None, None)
+
+
+def _remember(sig: _Signature, obj: Any, fg: core.FlatGraph) -> None:
+    """Keep ``(weakref to obj, fg)`` as ``sig``'s last call, dropped when ``obj`` dies.
+
+    Dropping it matters: ``fg`` holds the object's Variables (and their arrays).
+    """
+    sig_ref = weakref.ref(sig)
+
+    def forget(_ref: weakref.ref) -> None:
+        alive = sig_ref()
+        if alive is not None:
+            alive.last = _NO_LAST
+
+    sig.last = (weakref.ref(obj, forget), fg)
 
 
 class _Jitted:
@@ -111,13 +133,12 @@ class _Jitted:
         self.out_shardings = out_shardings
         self._jit_kwargs = jit_kwargs
         self._sharded = in_shardings is not None or out_shardings is not None
-        self._compiled = self._make_jit(None, None)
         self._signatures: dict = {}
         self._layouts: dict = {}
         if self.static_argnums or self.static_argnames:
             self._signatures = _AlwaysGeneral()
 
-    # The traced function; ``layout`` is its only static argument. Without donation
+    # The traced function, with its ``layout`` bound (see _make_jit). Without donation
     # ``a, b`` are (values, leaves); with it, (donated, kept) pairs of those.
     #
     # It returns ``(changed, payload)`` in the common case: ``changed`` is a dict
@@ -145,16 +166,17 @@ class _Jitted:
             return new_values, payload
         return {i: new_values[i] for i in keep}, payload
 
-    def _make_jit(self, in_shardings, out_shardings):
+    def _make_jit(self, layout, in_shardings=None, out_shardings=None):
+        # One jax.jit per layout, with the layout bound rather than passed as a
+        # static argument: JAX's C++ dispatch then has no static argument to hash.
         kwargs = dict(self._jit_kwargs)
         if in_shardings is not None:
             kwargs["in_shardings"] = in_shardings
         if out_shardings is not None:
             kwargs["out_shardings"] = out_shardings
         return jax.jit(
-            self._inner,
-            static_argnums=(0,),
-            donate_argnums=(1,) if self.donate_argnums else (),
+            functools.partial(self._inner, layout),
+            donate_argnums=(0,) if self.donate_argnums else (),
             **kwargs,
         )
 
@@ -180,12 +202,16 @@ class _Jitted:
             if sig is _GENERAL:
                 return general(args, kwargs)
             objs = sig.objs(args)
-            fg = flatten(objs) if objs else _EMPTY_GRAPH
+            ref, fg = sig.last
+            if ref is None or ref() is not objs[0] or not fg.is_current():
+                fg = flatten(objs) if objs else _EMPTY_GRAPH
+                if sig.nobjs == 1:
+                    _remember(sig, objs[0], fg)
             layout = fg.assignments.get(sig)
             if layout is None:
                 layout = fg.assignments[sig] = layout_for(sig, args, fg)
             if layout.mode == no_donation:
-                out = layout.jitted(layout, fg.values(), sig.leaves(args))
+                out = layout.jitted(fg.values(), sig.leaves(args))
                 if len(out) == 2 and type(out[0]) is dict and not out[0]:
                     return out[1]  # nothing changed (a forward pass): nothing to write
                 return self._finish(out, fg, objs)
@@ -197,11 +223,11 @@ class _Jitted:
     def _run(self, layout, fg, objs, values, leaves):
         mode = layout.mode
         if mode == _NO_DONATION:
-            out = layout.jitted(layout, values, leaves)
+            out = layout.jitted(values, leaves)
         elif mode == _DONATE_OBJECTS:
-            out = layout.jitted(layout, (values, []), ([], leaves))
+            out = layout.jitted((values, []), ([], leaves))
         else:
-            out = layout.jitted(layout, *_partition(layout.dmask, values, leaves))
+            out = layout.jitted(*_partition(layout.dmask, values, leaves))
         return self._finish(out, fg, objs)
 
     @staticmethod
@@ -243,7 +269,7 @@ class _Jitted:
         layout = self._layouts.get(key)
         if layout is None:
             layout = Layout(fg.graphdef, spec, statics, dmask)
-            layout.jitted = self._jit_for(fg, slots, dmask)
+            layout.jitted = self._jit_for(layout, fg, slots, dmask)
             if len(self._layouts) >= _MAX_LAYOUTS:
                 self._layouts.pop(next(iter(self._layouts)))
             self._layouts[key] = layout
@@ -257,14 +283,14 @@ class _Jitted:
         leaf_mask = tuple(i in self.donate_argnums for i in leaf_args)
         return (value_mask, leaf_mask)
 
-    def _jit_for(self, fg, slots, dmask):
-        if self.in_shardings is None and self.out_shardings is None:
-            return self._compiled
+    def _jit_for(self, layout, fg, slots, dmask):
+        if slots is None or not self._sharded:  # shardings apply on the positional path
+            return self._make_jit(layout)
         a, b = _inner_shardings(self.in_shardings, fg, slots, dmask)
         values = None
         if self.in_shardings is not None:  # new values keep the inputs' placement
             values = a if dmask is None else _interleave(dmask, a, b)[0]
-        return self._make_jit((a, b), (values, self.out_shardings, None, None))
+        return self._make_jit(layout, (a, b), (values, self.out_shardings, None, None))
 
     # -- general path: nested containers, kwargs, static arguments ---------------
     def _call_general(self, args: tuple, kwargs: dict) -> Any:
@@ -287,8 +313,6 @@ class _Jitted:
                 tuple(id(x) in leaf_ids for x in ex.leaves),
             )
         layout = self._intern(fg, ex.spec, statics, dmask, None)
-        if self.in_shardings is not None or self.out_shardings is not None:
-            layout.jitted = self._compiled  # shardings apply on the positional path only
         return self._run(layout, fg, ex.objs, fg.values(), ex.leaves)
 
 
