@@ -298,3 +298,22 @@ def test_a_jitted_function_does_not_keep_dead_models_state_alive():
     assert kernel() is None  # neither the call cache nor the structure cache holds it
     other = Linear(3, 2, rngs=core.Rngs(1))
     np.testing.assert_allclose(f(other, jnp.ones((1, 3))), other(jnp.ones((1, 3))), rtol=1e-6)
+
+
+def test_calls_that_change_argument_kinds_between_calls():
+    @jit
+    def f(a, b):
+        if isinstance(b, core.Module):
+            return a(jnp.ones((1, 3))) + b(jnp.ones((1, 3)))
+        return a(b)
+
+    m1, m2 = Linear(3, 2, rngs=core.Rngs(0)), Linear(3, 2, rngs=core.Rngs(1))
+    x = jnp.ones((1, 3))
+    np.testing.assert_allclose(f(m1, x), m1(x), rtol=1e-6)
+    np.testing.assert_allclose(f(m1, x), m1(x), rtol=1e-6)  # the remembered fast path
+    np.testing.assert_allclose(f(m1, m2), m1(x) + m2(x), rtol=1e-6)  # an object where x was
+    np.testing.assert_allclose(f(m2, x), m2(x), rtol=1e-6)  # another object, same position
+    m2.bias.value = jnp.ones(2)  # a value change, no structural change: seen by the next call
+    np.testing.assert_allclose(f(m2, x), m2(x), rtol=1e-6)
+    m2.extra = Linear(3, 3, rngs=core.Rngs(2))  # a structural change: re-walked
+    np.testing.assert_allclose(f(m2, x), m2(x), rtol=1e-6)

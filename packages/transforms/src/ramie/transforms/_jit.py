@@ -62,7 +62,7 @@ class Layout:
 class _Signature:
     """How to pick objects and leaves out of positional arguments of given types."""
 
-    __slots__ = ("objs", "leaves", "nobjs", "positions", "last", "__weakref__")
+    __slots__ = ("objs", "leaves", "nobjs", "positions")
 
     def __init__(self, types: tuple):
         self.positions = tuple(i for i, t in enumerate(types) if issubclass(t, _GRAPH))
@@ -70,9 +70,6 @@ class _Signature:
         self.nobjs = len(self.positions)
         self.objs = _picker(self.positions)
         self.leaves = _picker(rest)
-        # The last call with one object: (weakref to it, its FlatGraph). A hit skips
-        # the flatten cache lookup; the weakref makes a dead object never match.
-        self.last = _NO_LAST
 
 
 def _picker(positions: tuple) -> Callable[[tuple], tuple]:
@@ -87,22 +84,20 @@ def _picker(positions: tuple) -> Callable[[tuple], tuple]:
 _GENERAL = object()  # a type signature that needs the general path
 
 
-_NO_LAST = (None, None)
+_NO_CALL = (-1, 0, None, None, None, None)
 
 
-def _remember(sig: _Signature, obj: Any, fg: core.FlatGraph) -> None:
-    """Keep ``(weakref to obj, fg)`` as ``sig``'s last call, dropped when ``obj`` dies.
+def _remember(last: list, call: tuple) -> None:
+    """Keep ``call`` as the last single-object call, dropped when its object dies.
 
-    Dropping it matters: ``fg`` holds the object's Variables (and their arrays).
+    Dropping it matters: its FlatGraph holds the object's Variables (and arrays).
     """
-    sig_ref = weakref.ref(sig)
+    n, pos, obj, fg, layout, pick = call
 
     def forget(_ref: weakref.ref) -> None:
-        alive = sig_ref()
-        if alive is not None:
-            alive.last = _NO_LAST
+        last[0] = _NO_CALL
 
-    sig.last = (weakref.ref(obj, forget), fg)
+    last[0] = (n, pos, weakref.ref(obj, forget), fg, layout, pick)
 
 
 class _Jitted:
@@ -185,37 +180,49 @@ class _Jitted:
 
         Everything it needs is bound to local names (no attribute lookups), and
         being a plain function it binds as a method like the function it wraps.
+        The most common call, the same single object as last time plus arrays
+        and no donation, is recognised before any signature lookup.
         """
         signatures = self._signatures
         signature = self._signature
         general = self._call_general
         layout_for = self._layout_positional
         run = self._run
+        finish = self._finish
         flatten = core.flatten
         no_donation = _NO_DONATION
+        last = [_NO_CALL]  # (nargs, object position, weakref, fg, layout, leaf picker)
 
         @functools.wraps(self.fun)
         def call(*args: Any, **kwargs: Any) -> Any:
+            n, pos, ref, fg, layout, pick = last[0]
+            if n == len(args) and not kwargs and ref() is args[pos] and fg.is_current():
+                try:
+                    out = layout.jitted(fg.values(), pick(args))
+                except TypeError:
+                    # e.g. an object now where an array was: JAX refuses it before
+                    # running anything; the full path below sorts the arguments out
+                    # (and re-raises an error of the function itself).
+                    pass
+                else:
+                    if len(out) == 2 and type(out[0]) is dict and not out[0]:
+                        return out[1]  # nothing changed (a forward pass): nothing to write
+                    return finish(out, fg, (args[pos],))
             sig = signatures.get(tuple(map(type, args))) if not kwargs else _GENERAL
             if sig is None:
                 sig = signature(args)
             if sig is _GENERAL:
                 return general(args, kwargs)
             objs = sig.objs(args)
-            ref, fg = sig.last
-            if ref is None or ref() is not objs[0] or not fg.is_current():
-                fg = flatten(objs) if objs else _EMPTY_GRAPH
-                if sig.nobjs == 1:
-                    _remember(sig, objs[0], fg)
+            fg = flatten(objs) if objs else _EMPTY_GRAPH
             layout = fg.assignments.get(sig)
             if layout is None:
                 layout = fg.assignments[sig] = layout_for(sig, args, fg)
-            if layout.mode == no_donation:
-                out = layout.jitted(fg.values(), sig.leaves(args))
-                if len(out) == 2 and type(out[0]) is dict and not out[0]:
-                    return out[1]  # nothing changed (a forward pass): nothing to write
-                return self._finish(out, fg, objs)
-            return run(layout, fg, objs, fg.values(), sig.leaves(args))
+            if layout.mode != no_donation:
+                return run(layout, fg, objs, fg.values(), sig.leaves(args))
+            if sig.nobjs == 1:
+                _remember(last, (len(args), sig.positions[0], objs[0], fg, layout, sig.leaves))
+            return finish(layout.jitted(fg.values(), sig.leaves(args)), fg, objs)
 
         call._ramie_jit = self  # type: ignore[attr-defined]
         return call
