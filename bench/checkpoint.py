@@ -7,7 +7,10 @@ data). Baselines measured in the same run on the same disk:
 - raw write: the arrays' bytes written to one file with plain ``write`` + ``fsync``;
 - raw read: that file read back with ``readinto`` into freshly allocated arrays.
 
-Before every timing all dirty pages are flushed (``os.sync``). Every read is
+Before every timing all dirty pages are flushed (``os.sync``). Each save is timed
+in a pair with the raw write, alternating which goes first, and compared with the
+raw writes of its own pairs (a write right after another one is slower here). Every
+read is
 timed twice: *cold*, after the file's pages are dropped from the page cache
 (``posix_fadvise(DONTNEED)``), so it comes from the disk (or whatever the VM
 host caches of it: on a shared VM this is the noisy one), and *warm*, right after
@@ -15,8 +18,9 @@ a first read filled the page cache, which measures the software's own cost.
 Compared with ``flax.serialization`` (``to_bytes`` + write + fsync; read +
 ``from_bytes``) and Orbax's ``StandardCheckpointer`` when they are installed.
 
-Run: python bench/checkpoint.py [--gb 1.0] [--repeats 3] [--dir /tmp]
-(needs ramie-core and ramie-serialization installed)
+Run: python bench/checkpoint.py [--gb 1.0] [--repeats 8] [--dir /tmp]
+(needs ramie-core and ramie-serialization installed; an even --repeats balances
+the pairs)
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ def raw_read(shapes: list[tuple[tuple, np.dtype]], path: Path) -> list[np.ndarra
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gb", type=float, default=1.0)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--dir", default=tempfile.gettempdir())
     args = parser.parse_args()
 
@@ -146,11 +150,18 @@ def main() -> None:
                 writes.append(("flax.serialization save (to_bytes + write)", flax_save))
             if checkpointer is not None:
                 writes.append(("orbax save", lambda: orbax_save(orbax_dir)))  # noqa: B023
-            # The write right after another one runs slower here (the file system is still
-            # busy with the previous 1 GB), so each round starts with a different contender.
-            first = r % len(writes)
-            for name, write in writes[first:] + writes[:first]:
-                record(name, timed(write))
+            # On this VM a 1 GB write right after another one runs 2-4x slower, whatever
+            # the pause between them (the host is still flushing the first). So each
+            # contender is timed in a pair with the raw write, the pair's order
+            # alternating between rounds, and compared with the raw writes of its own
+            # pairs: both sides get the fast first slot equally often.
+            (raw_name, raw_fn), *contenders = writes
+            for name, write in contenders:
+                pair = [(f"{raw_name} [paired with {name}]", raw_fn), (name, write)]
+                for label, fn in pair if r % 2 == 0 else pair[::-1]:
+                    record(label, timed(fn))
+                    if label.startswith(raw_name):
+                        record(raw_name, times[label][-1])
 
             reads = [
                 ("raw read (readinto)", lambda: raw_read(shapes, raw), raw),
@@ -199,20 +210,22 @@ def main() -> None:
     print(f"state: {len(leaves)} arrays, {mb:.0f} MB; medians of {args.repeats} runs")
     print(f"{'operation':52s} {'median s':>9s} {'MB/s':>7s} {'x raw':>6s}")
     write_raw = statistics.median(times["raw write (write + fsync)"])
+    paired = "raw write (write + fsync) [paired with "
     cold = statistics.median(times["raw read (readinto), cold"])
     warm = statistics.median(times["raw read (readinto), warm"])
     for name, samples in sorted(
         times.items(),
         key=lambda kv: ("save" not in kv[0] and "write" not in kv[0], kv[0].endswith("warm")),
     ):
+        if name.startswith(paired):
+            continue  # folded into the contender's ratio below
         median = statistics.median(samples)
-        base = (
-            write_raw
-            if ("save" in name or "write" in name)
-            else warm
-            if name.endswith("warm")
-            else cold
-        )
+        if "save" in name:  # against the raw writes of its own pairs
+            base = statistics.median(times[f"{paired}{name}]"])
+        elif "write" in name:
+            base = write_raw
+        else:
+            base = warm if name.endswith("warm") else cold
         print(f"{name:52s} {median:9.3f} {mb / median:7.0f} {base / median:6.2f}")
 
 
