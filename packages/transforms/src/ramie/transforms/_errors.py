@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import jax
+
 from ramie.core import GraphError, RamieError
 from ramie.core import format_paths as bullets  # noqa: F401  (re-exported for the transforms)
 
@@ -19,19 +21,13 @@ class CarryError(RamieError, TypeError):
 
 
 def keystr(path: tuple) -> str:
-    """Render a jax key path the way Python would index it: ``args[0]['x']``."""
-    text = jax_keystr(path)
+    """Render a key path into ``(args, kwargs)`` as Python would index it: ``args[0]['x']``."""
+    text = jax.tree_util.keystr(path)
     if text.startswith("[0]"):
         return "args" + text[3:]
     if text.startswith("[1]"):
         return "kwargs" + text[3:]
     return text
-
-
-def jax_keystr(path: tuple) -> str:
-    import jax
-
-    return jax.tree_util.keystr(path)
 
 
 STRUCTURE_CHANGED = (

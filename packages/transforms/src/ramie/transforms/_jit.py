@@ -337,13 +337,6 @@ _MAX_LAYOUTS = 256
 _EMPTY_GRAPH = core.flatten(())
 
 
-def _same_positions(slots: tuple, args: tuple, objs: tuple) -> bool:
-    for i, s in enumerate(slots):
-        if s >= 0 and args[i] is not objs[s]:
-            return False
-    return True
-
-
 def _partition(dmask, values, leaves):
     vmask, lmask = dmask
     dv = [v for v, m in zip(values, vmask, strict=True) if m]

@@ -96,13 +96,9 @@ def scan(
         # Plain leaves: Carry ones are carried, None ones closed over, ints scanned.
         carry_l = [x for x, a in zip(leaves, l_axes, strict=True) if a is Carry]
         const_l = [x for x, a in zip(leaves, l_axes, strict=True) if a is None]
-        xs_l = [
-            jnp.moveaxis(x, a, 0) for x, a in zip(leaves, l_axes, strict=True) if _is_scanned(a)
-        ]
+        xs_l = _to_front(l_axes, leaves)
         carry_v = _pick(v_axes, values, scanned=False)
-        xs_v = [
-            jnp.moveaxis(v, a, 0) for v, a in zip(values, v_axes, strict=True) if _is_scanned(a)
-        ]
+        xs_v = _to_front(v_axes, values)
         labels = _carry_labels(ex, v_axes, args, carry_arg)
         carry_tree = None
         if carry_arg is not None:
