@@ -7,7 +7,7 @@ module-level constants so tests can assert on them.
 
 from __future__ import annotations
 
-from ramie.core import RamieError
+from ramie.core import RamieError, format_paths
 
 
 class SerializationError(RamieError, ValueError):
@@ -56,13 +56,10 @@ def format_path(path: tuple) -> str:
 
 def format_differences(differences: list[tuple[str, str, str]]) -> str:
     """One line per difference: path, the target's side, the data's side."""
-    lines = [
-        f"  - {path}: target has {want}; data has {found}"
-        for path, want, found in differences[:MAX_LISTED]
-    ]
-    if len(differences) > MAX_LISTED:
-        lines.append(f"  ... and {len(differences) - MAX_LISTED} more")
-    return "\n".join(lines)
+    return format_paths(
+        [f"{path}: target has {want}; data has {found}" for path, want, found in differences],
+        limit=MAX_LISTED,
+    )
 
 
 MISMATCH = (
