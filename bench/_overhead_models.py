@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from ramie import core
 
@@ -137,33 +136,6 @@ class CNN(core.Module):
         x = avg_pool(jax.nn.relu(self.conv2(x)))
         x = jax.nn.relu(self.dense1(x.reshape((x.shape[0], -1))))
         return self.dense2(x)
-
-
-class OptState(core.Variable):
-    """Optimizer state (a kind of its own, so `grad` never differentiates it)."""
-
-
-class Optimizer(core.Module):
-    """The bench's stand-in for ramie.training.Optimizer: optax state held as Variables."""
-
-    def __init__(self, model: core.Module, tx: optax.GradientTransformation):
-        self.model = model
-        self.tx = tx
-        params = core.to_pure_dict(core.state(model, core.Param))
-        leaves, self.treedef = jax.tree.flatten(tx.init(params))
-        self.opt_state = [OptState(leaf) for leaf in leaves]
-        self.step = OptState(jnp.array(0, dtype=jnp.uint32))
-
-    def update(self, grads: core.State) -> None:
-        params = core.state(self.model, core.Param)
-        p = core.to_pure_dict(params)
-        opt = jax.tree.unflatten(self.treedef, [v.value for v in self.opt_state])
-        updates, opt = self.tx.update(core.to_pure_dict(grads), opt, p)
-        core.replace_by_pure_dict(params, optax.apply_updates(p, updates))
-        core.update(self.model, params)
-        for v, leaf in zip(self.opt_state, jax.tree.leaves(opt), strict=True):
-            v.value = leaf
-        self.step.value = self.step.value + 1
 
 
 # -- raw JAX: the same models as pure functions on dicts ---------------------------

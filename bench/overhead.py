@@ -41,10 +41,7 @@ from ramie import transforms as rt  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _overhead_models as M  # noqa: E402
 
-try:  # the training package's Optimizer once it exists; the bench's own until then
-    from ramie.training import Optimizer  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on what is installed
-    Optimizer = M.Optimizer
+from ramie.training import Optimizer  # noqa: E402
 
 
 # -- a variant builds fresh (init, step) pairs, so compile time can be measured again --

@@ -22,7 +22,8 @@ def define_tests(namespace: dict, package: str, *, minimum: int, without_example
     may have no example, every other module must have one.
     """
     root = importlib.import_module(package)
-    modules = sorted(name for _, name, _ in pkgutil.iter_modules(root.__path__, package + "."))
+    submodules = pkgutil.iter_modules(root.__path__, package + ".")
+    modules = [package, *sorted(name for _, name, _ in submodules)]
 
     def test_modules_were_found():
         assert len(modules) >= minimum, modules

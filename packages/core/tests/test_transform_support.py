@@ -61,6 +61,23 @@ def test_frame_allows_concrete_values_and_owned_copies():
     jax.jit(f)(jnp.ones(2))
 
 
+def test_frame_owns_the_variables_of_states_made_inside():
+    net = Net()
+
+    def f(x):
+        with core.transform_frame("jit"):
+            params, stats = core.state(net, core.Param, core.BatchStat)
+            _, everything = core.split(net)
+            params.a.w.value = x  # copies made by state()/split() inside are owned
+            everything.b.mean.value = x
+            with pytest.raises(core.CapturedMutationError):
+                net.a.w.value = x  # the captured original is not
+            return params.a.w.value + everything.b.mean.value
+
+    np.testing.assert_array_equal(jax.jit(f)(jnp.ones(3)), 2 * np.ones(3))
+    np.testing.assert_array_equal(net.a.w.value, np.ones(3))
+
+
 def test_frame_is_popped_when_the_block_raises():
     with pytest.raises(ZeroDivisionError):
         with core.transform_frame("scan"):

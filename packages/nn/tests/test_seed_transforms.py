@@ -20,35 +20,9 @@ class MLP(nn.Module):
         return self.linear2(x)
 
 
-class OptState(nn.Variable):
-    pass
-
-
-class Adam(nn.Module):
-    """A small stand-in for the training package's Optimizer: optax state as Variables."""
-
-    def __init__(self, model: nn.Module, tx: optax.GradientTransformation):
-        self.model = model
-        self.tx = tx
-        leaves, self.treedef = jax.tree.flatten(tx.init(nn.to_pure_dict(nn.state(model, nn.Param))))
-        self.opt_state = [OptState(leaf) for leaf in leaves]
-        self.step = OptState(jnp.array(0))
-
-    def update(self, grads: nn.State) -> None:
-        params = nn.state(self.model, nn.Param)
-        p = nn.to_pure_dict(params)
-        opt = jax.tree.unflatten(self.treedef, [v.value for v in self.opt_state])
-        updates, opt = self.tx.update(nn.to_pure_dict(grads), opt, p)
-        nn.replace_by_pure_dict(params, optax.apply_updates(p, updates))
-        nn.update(self.model, params)
-        for v, leaf in zip(self.opt_state, jax.tree.leaves(opt), strict=True):
-            v.value = leaf
-        self.step.value += 1
-
-
 def test_seed_train_step_with_nn_jit_and_value_and_grad():
     model = MLP(2, 16, 10, rngs=nn.Rngs(0))
-    optimizer = Adam(model, optax.adam(1e-2))  # reference sharing
+    optimizer = nn.Optimizer(model, optax.adam(1e-2))  # reference sharing
 
     @nn.jit  # automatic state management
     def train_step(model, optimizer, x, y):
@@ -66,6 +40,7 @@ def test_seed_train_step_with_nn_jit_and_value_and_grad():
     assert losses[-1] < 0.5 * losses[0]
     assert int(optimizer.step.value) == 50
     assert optimizer.model is model
+    assert optimizer.step.value.dtype == jnp.uint32
     assert not np.allclose(model.bn.mean.value, mean_before)  # BatchNorm state came out
 
 

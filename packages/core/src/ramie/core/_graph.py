@@ -209,7 +209,12 @@ class FlatGraph:
                 graphdef.paths, leaf_classes(graphdef), assignment, count
             )
 
-        return _codegen.cached(("states", graphdef, assignment, count), make)(self.refs)
+        states = _codegen.cached(("states", graphdef, assignment, count), make)(self.refs)
+        if _tracking.FRAMES:  # the copies are new objects, owned by the running transform
+            frame = _tracking.FRAMES[-1]
+            leaves = (v for s in states for v in s.flat_state().values())
+            frame.own(v for v in leaves if isinstance(v, Variable))
+        return states
 
     def set_values(self, values: Sequence, positions: Sequence[int] | None = None) -> None:
         """Write ``values`` (in ``paths`` order) into the leaves, in place.

@@ -50,7 +50,11 @@ PACKAGES = [
             "TransformArgumentError",
         ),
     ),
-    Package("ramie.training", "ramie-training", ("Optimizer", "metrics", "EMA")),
+    Package(
+        "ramie.training",
+        "ramie-training",
+        ("Optimizer", "OptState", "metrics", "EMA", "TrainingError"),
+    ),
     Package(
         "ramie.serialization",
         "ramie-serialization",

@@ -1,0 +1,149 @@
+"""ramie.training through the facade under nn.jit: Optimizer, groups, EMA, metrics."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from ramie import nn
+
+
+class Classifier(nn.Module):
+    def __init__(self, din: int = 4, classes: int = 3, *, rngs: nn.Rngs):
+        self.linear1 = nn.Linear(din, 16, rngs=rngs)
+        self.bn = nn.BatchNorm(16, rngs=rngs)
+        self.linear2 = nn.Linear(16, classes, rngs=rngs)
+
+    def __call__(self, x):
+        return self.linear2(nn.relu(self.bn(self.linear1(x))))
+
+
+def data(seed: int, n: int = 32):
+    kx, ky = jax.random.split(jax.random.key(seed))
+    x = jax.random.normal(kx, (n, 4))
+    labels = (x[:, 0] > 0).astype(jnp.int32) + (x[:, 1] > 0.5).astype(jnp.int32)
+    return x, labels
+
+
+def xent(logits, labels):
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+@nn.jit
+def train_step(model, optimizer, ema, x, labels):
+    assert optimizer.model is model and ema.model is model  # sharing survives, inside too
+
+    def loss_fn(model):
+        logits = model(x)
+        return xent(logits, labels), logits
+
+    (loss, logits), grads = nn.value_and_grad(loss_fn, has_aux=True)(model)
+    optimizer.update(grads)
+    ema.update()
+    return loss
+
+
+def test_train_step_under_nn_jit_matches_eager_and_keeps_sharing():
+    def make():  # sgd, not adam: linear1's bias (before BatchNorm) has a zero gradient up
+        # to rounding, and adam would scale that rounding noise up to full-size steps
+        model = Classifier(rngs=nn.Rngs(0))
+        optimizer = nn.Optimizer(model, optax.sgd(0.1, momentum=0.9))
+        return model, optimizer, nn.EMA(model, decay=0.9)
+
+    model, optimizer, ema = make()
+    eager_model, eager_opt, eager_ema = make()
+    losses = []
+    for i in range(5):
+        x, labels = data(i)
+        losses.append(float(train_step(model, optimizer, ema, x, labels)))
+        eager = train_step.__wrapped__(eager_model, eager_opt, eager_ema, x, labels)
+        assert losses[-1] == pytest.approx(float(eager), rel=1e-5)
+    assert optimizer.model is model and ema.model is model
+    assert int(optimizer.step.value) == 5
+    jitted = jax.tree.leaves(nn.state((model, optimizer, ema)))
+    eager = jax.tree.leaves(nn.state((eager_model, eager_opt, eager_ema)))
+    for a, b in zip(jitted, eager, strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
+
+
+def test_training_reduces_the_loss_and_the_ema_lags_behind():
+    model = Classifier(rngs=nn.Rngs(1))
+    optimizer = nn.Optimizer(model, optax.adam(3e-2))
+    ema = nn.EMA(model, decay=0.5)
+    x, labels = data(0, n=64)
+    losses = [float(train_step(model, optimizer, ema, x, labels)) for _ in range(40)]
+    assert losses[-1] < 0.5 * losses[0]
+    kernel, averaged = model.linear1.kernel.value, ema.averaged.linear1.kernel.value
+    assert not np.allclose(kernel, averaged)
+    assert np.abs(kernel - averaged).max() < 0.1  # decay 0.5 follows closely
+
+
+def test_per_group_learning_rates_under_nn_jit():
+    model = Classifier(rngs=nn.Rngs(2))
+    optimizer = nn.Optimizer(
+        model,
+        {nn.PathContains("linear1"): optax.sgd(0.1), ...: optax.sgd(0.0)},
+    )
+
+    @nn.jit
+    def step(optimizer, x, labels):  # the model is reached through the optimizer only
+        grads = nn.grad(lambda m: xent(m(x), labels))(optimizer.model)
+        optimizer.update(grads)
+        return grads
+
+    before = nn.clone(model)
+    grads = step(optimizer, *data(3))
+    np.testing.assert_allclose(
+        model.linear1.kernel.value,
+        before.linear1.kernel.value - 0.1 * grads["linear1"]["kernel"].value,
+        rtol=1e-5,
+        atol=1e-7,
+    )
+    np.testing.assert_array_equal(model.linear2.kernel.value, before.linear2.kernel.value)
+    np.testing.assert_array_equal(model.bn.scale.value, before.bn.scale.value)
+
+
+def test_metrics_accumulate_under_nn_jit_like_numpy():
+    model = Classifier(rngs=nn.Rngs(3))
+    model.eval()
+    metrics = nn.metrics.MultiMetric(
+        loss=nn.metrics.Average("loss"), accuracy=nn.metrics.Accuracy()
+    )
+
+    @nn.jit
+    def eval_step(model, metrics, x, labels):
+        logits = model(x)
+        metrics.update(loss=xent(logits, labels), logits=logits, labels=labels)
+        return logits
+
+    losses, correct = [], []
+    for i in range(4):
+        x, labels = data(10 + i, n=8 * (i + 1))
+        logits = eval_step(model, metrics, x, labels)
+        losses.append(float(xent(logits, labels)))
+        correct.append(np.asarray(jnp.argmax(logits, -1) == labels))
+    result = metrics.compute()
+    assert float(result["loss"]) == pytest.approx(np.mean(losses), rel=1e-5)
+    assert float(result["accuracy"]) == pytest.approx(np.concatenate(correct).mean(), rel=1e-6)
+    metrics.reset()
+    eval_step(model, metrics, *data(0, n=8))  # same structure after reset: no new trace
+    assert int(metrics.accuracy.count.value) == 8
+
+
+def test_optimizer_checkpoint_round_trip_through_msgpack():
+    model = Classifier(rngs=nn.Rngs(4))
+    optimizer = nn.Optimizer(model, optax.adam(1e-2))
+    ema = nn.EMA(model)
+    for i in range(3):
+        train_step(model, optimizer, ema, *data(i))
+    blob = nn.to_bytes(nn.state(optimizer))
+    fresh_model = Classifier(rngs=nn.Rngs(99))
+    fresh = nn.Optimizer(fresh_model, optax.adam(1e-2))
+    nn.update(fresh, nn.from_bytes(nn.state(fresh), blob))
+    assert int(fresh.step.value) == 3
+    x, labels = data(7)
+    train_step(model, optimizer, ema, x, labels)
+    train_step(fresh_model, fresh, nn.EMA(fresh_model), x, labels)
+    np.testing.assert_allclose(fresh_model.linear2.kernel.value, model.linear2.kernel.value)
+    np.testing.assert_array_equal(fresh.step.value, optimizer.step.value)
