@@ -6,7 +6,8 @@ Three models, each trained with optax adam in two ways that compute the same thi
     ``jax.jit`` with donation of the parameters and optimizer state;
 (b) ramie: Modules holding Variables and the seed's pattern
     ``@nn.jit def train_step(model, optimizer, x, y)`` with ``nn.value_and_grad``
-    and ``optimizer.update(grads)`` inside (donating model and optimizer).
+    and ``optimizer.update(grads)`` (``ramie.training.Optimizer``) inside
+    (donating model and optimizer).
 
 Models: a tiny MLP (2 layers, width 32, batch 8), a deep MLP (24 blocks of
 Linear(64) + BatchNorm + Dropout, batch 8) and the seed's MNIST CNN (batch 64).

@@ -15,6 +15,10 @@ def test_readme_python_blocks_run(capsys):
     namespace: dict = {}
     exec(compile("\n".join(blocks), str(README), "exec"), namespace)
     assert float(namespace["loss"]) < 0.5
-    # 1 eager call + 100 steps of the split/merge loop + 100 steps under nn.jit
-    assert int(namespace["model"].calls.value) == 201
+    # 1 eager call + 100 steps of the split/merge loop + 100 under nn.jit + 20 training
+    assert int(namespace["model"].calls.value) == 221
+    assert int(namespace["optimizer"].step.value) == 20
+    assert namespace["ema"].averaged is not namespace["model"]
+    assert namespace["smoothed"].shape == (32, 1)
+    assert 0 < float(namespace["metrics"].compute()["loss"]) < 0.5
     assert "layers" in capsys.readouterr().out
