@@ -365,3 +365,35 @@ def test_errors_at_construction():
     with pytest.raises(TrainingError) as info:
         Optimizer(Net(), 0.1)
     assert str(info.value) == E.NOT_A_TRANSFORMATION.format(type_name="float")
+
+
+class _Box:
+    """A pytree node type optax states never use (to check the error for one)."""
+
+    def __init__(self, x):
+        self.x = x
+
+
+jax.tree_util.register_pytree_node(_Box, lambda b: ((b.x,), None), lambda _, c: _Box(*c))
+
+
+def test_error_optax_state_with_an_unknown_pytree_node():
+    tx = optax.GradientTransformation(
+        lambda params: (optax.EmptyState(), {"box": _Box(jnp.zeros(()))}),
+        lambda updates, state, params=None: (updates, state),
+    )
+    with pytest.raises(TrainingError) as info:
+        Optimizer(Net(), tx)
+    assert str(info.value) == E.UNSUPPORTED_STATE_NODE.format(
+        type_name="_Box", path="opt_state/1/box"
+    )
+
+
+def test_optax_state_keeps_its_own_tree_types():
+    model = Net()
+    optimizer = Optimizer(model, optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-2)))
+    optimizer.update(_grads(model))
+    clip, (adam, _) = optimizer.opt_state
+    assert type(adam) is optax.ScaleByAdamState
+    assert isinstance(adam.mu["layers"][0]["kernel"], OptState)
+    assert int(adam.count.value) == 1
