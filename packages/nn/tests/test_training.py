@@ -147,3 +147,40 @@ def test_optimizer_checkpoint_round_trip_through_msgpack():
     train_step(fresh_model, fresh, nn.EMA(fresh_model), x, labels)
     np.testing.assert_allclose(fresh_model.linear2.kernel.value, model.linear2.kernel.value)
     np.testing.assert_array_equal(fresh.step.value, optimizer.step.value)
+
+
+def test_an_ensemble_of_optimizers_made_and_trained_under_nn_vmap():
+    @nn.vmap(in_axes=0, out_axes=0)
+    def create(key):
+        model = nn.Linear(4, 3, rngs=nn.Rngs(key))
+        return nn.Optimizer(model, optax.adam(3e-2))
+
+    optimizers = create(jax.random.split(jax.random.key(0), 3))
+    assert optimizers.model.kernel.value.shape == (3, 4, 3)
+    assert optimizers.opt_state[0][1]["kernel"].value.shape == (3, 4, 3)  # adam's mu, stacked
+
+    @nn.jit
+    @nn.vmap(in_axes=(0, None, None))
+    def step(optimizer, x, labels):
+        loss, grads = nn.value_and_grad(lambda m: xent(m(x), labels))(optimizer.model)
+        optimizer.update(grads)
+        return loss
+
+    x, labels = data(0)
+    first = step(optimizers, x, labels)
+    for _ in range(30):
+        last = step(optimizers, x, labels)
+    assert first.shape == (3,) and np.all(np.asarray(last) < np.asarray(first))
+    np.testing.assert_array_equal(optimizers.step.value, [31, 31, 31])
+    # each member is trained on its own: the same as one optimizer of that member alone
+    member = nn.Linear(4, 3, rngs=nn.Rngs(jax.random.split(jax.random.key(0), 3)[1]))
+    alone = nn.Optimizer(member, optax.adam(3e-2))
+
+    @nn.jit
+    def single(optimizer, x, labels):
+        grads = nn.grad(lambda m: xent(m(x), labels))(optimizer.model)
+        optimizer.update(grads)
+
+    for _ in range(31):
+        single(alone, x, labels)
+    np.testing.assert_allclose(member.kernel.value, optimizers.model.kernel.value[1], atol=2e-5)
