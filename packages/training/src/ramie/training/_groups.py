@@ -24,12 +24,8 @@ def is_transformation(tx: Any) -> bool:
 
 
 def filter_name(f: Any) -> str:
-    """How a filter is shown in messages: a type by its name, anything else by repr."""
-    if isinstance(f, type):
-        return f.__name__
-    if isinstance(f, (tuple, list)):
-        return "(" + ", ".join(map(filter_name, f)) + ")"
-    return "..." if f is Ellipsis else repr(f)
+    """How a filter is shown in messages: its predicate's repr (``Param``, ``Any(...)``)."""
+    return repr(core.to_predicate(f))
 
 
 def pairs_of(groups: Any) -> list[tuple[Any, Any]]:
