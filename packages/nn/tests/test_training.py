@@ -111,8 +111,11 @@ def test_metrics_accumulate_under_nn_jit_like_numpy():
         loss=nn.metrics.Average("loss"), accuracy=nn.metrics.Accuracy()
     )
 
+    traces = []
+
     @nn.jit
     def eval_step(model, metrics, x, labels):
+        traces.append(x.shape)  # runs when nn.jit traces, not on cached calls
         logits = model(x)
         metrics.update(loss=xent(logits, labels), logits=logits, labels=labels)
         return logits
@@ -126,8 +129,10 @@ def test_metrics_accumulate_under_nn_jit_like_numpy():
     result = metrics.compute()
     assert float(result["loss"]) == pytest.approx(np.mean(losses), rel=1e-5)
     assert float(result["accuracy"]) == pytest.approx(np.concatenate(correct).mean(), rel=1e-6)
+    assert traces == [(8, 4), (16, 4), (24, 4), (32, 4)]  # one per batch shape
     metrics.reset()
     eval_step(model, metrics, *data(0, n=8))  # same structure after reset: no new trace
+    assert traces == [(8, 4), (16, 4), (24, 4), (32, 4)]
     assert int(metrics.accuracy.count.value) == 8
 
 
