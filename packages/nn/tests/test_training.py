@@ -189,3 +189,30 @@ def test_an_ensemble_of_optimizers_made_and_trained_under_nn_vmap():
     for _ in range(31):
         single(alone, x, labels)
     np.testing.assert_allclose(member.kernel.value, optimizers.model.kernel.value[1], atol=2e-5)
+
+
+def test_optimizer_state_follows_the_sharding_of_the_parameters():
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    assert jax.device_count() == 8
+    mesh = jax.make_mesh((8,), ("model",), axis_types=(jax.sharding.AxisType.Auto,))
+    model = Classifier(rngs=nn.Rngs(5))
+    column = NamedSharding(mesh, P(None, "model"))
+    model.linear1.kernel.value = jax.device_put(model.linear1.kernel.value, column)
+    optimizer = nn.Optimizer(model, optax.adam(1e-2))
+    mu = optimizer.opt_state[0][1]["linear1"]["kernel"]
+    assert mu.value.sharding.is_equivalent_to(column, 2)
+
+    @nn.jit
+    def step(optimizer, x, labels):
+        loss, grads = nn.value_and_grad(lambda m: xent(m(x), labels))(optimizer.model)
+        optimizer.update(grads)
+        return loss
+
+    x, labels = data(0)
+    losses = [float(step(optimizer, x, labels)) for _ in range(5)]  # blocks on each step
+    assert losses[-1] < losses[0]
+    assert model.linear1.kernel.value.sharding.is_equivalent_to(column, 2)
+    assert mu.value.sharding.is_equivalent_to(column, 2)
+    assert int(optimizer.step.value) == 5
