@@ -72,9 +72,9 @@ def shift(images, rng, pixels):
     return padded[np.arange(n)[:, None, None], rows, cols]
 
 
-def parse_args(argv=None, description=__doc__):
+def parse_args(argv=None, prog="python -m ramie.examples.mnist", description=__doc__):
     parser = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)

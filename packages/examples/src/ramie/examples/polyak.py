@@ -34,7 +34,7 @@ def train_step(model, optimizer, ema, metrics, images, labels):
 
 
 def parse_args(argv=None):
-    return _parse_args(argv, description=__doc__)
+    return _parse_args(argv, "python -m ramie.examples.polyak", __doc__)
 
 
 def main(argv=None) -> tuple[float, float]:
