@@ -7,7 +7,8 @@ import re
 
 import matplotlib.image
 import pytest
-from conftest import Interrupted, assert_same_checkpoints, crashing_manager, epoch_log, run
+from example_runs import Interrupted, assert_same_checkpoints, crashing_manager, epoch_log, run
+
 from ramie.examples import EXAMPLES, common
 
 # Tiny settings: a few seconds each on 2 cores, and still enough to learn.

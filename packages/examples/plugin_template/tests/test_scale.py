@@ -4,10 +4,10 @@ import doctest
 
 import jax
 import jax.numpy as jnp
-import pytest
-from ramie import core, layers
-
 import my_ramie_layers
+import pytest
+
+from ramie import core, layers
 
 
 def test_built_by_name_from_the_installed_distribution():

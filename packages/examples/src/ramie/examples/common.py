@@ -29,7 +29,7 @@ PLOT_MISSING = (
 )
 
 
-def digits(test_fraction: float = 0.2) -> tuple[Dataset, Dataset]:
+def digits(test_size: int = 360) -> tuple[Dataset, Dataset]:
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images), split train/test once."""
     from sklearn.datasets import load_digits
 
@@ -37,8 +37,7 @@ def digits(test_fraction: float = 0.2) -> tuple[Dataset, Dataset]:
     images = (data.images / 16.0).astype(np.float32)[..., None]
     labels = data.target.astype(np.int32)
     order = np.random.default_rng(SPLIT_SEED).permutation(len(labels))
-    n_test = round(len(labels) * test_fraction)
-    test, train = order[:n_test], order[n_test:]
+    test, train = order[:test_size], order[test_size:]
     return (
         {"image": images[train], "label": labels[train]},
         {"image": images[test], "label": labels[test]},
