@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from ramie.examples import EXAMPLES, _cli, describe
 
 
@@ -39,7 +40,9 @@ def test_missing_extra_says_what_to_install(capsys, monkeypatch):
     assert _cli.main(["run", "gnn"]) == 1
     message = capsys.readouterr().err.strip()
     assert message == _cli.MISSING_EXTRA.format(name="gnn", module="jraph", extra="gnn")
-    assert message.endswith("needs jraph, which is not installed; pip install 'ramie-examples[gnn]'")
+    assert message.endswith(
+        "needs jraph, which is not installed; pip install 'ramie-examples[gnn]'"
+    )
 
 
 def test_console_script_is_installed():

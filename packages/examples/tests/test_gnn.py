@@ -1,4 +1,4 @@
-"""gnn: the karate club graph, both routes learning alike, the pure route free of ramie transforms."""
+"""gnn: the karate club graph, both routes learning alike, no ramie transform in the pure one."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import jraph
 import optax
 import pytest
 from example_runs import run
+
 from ramie import nn, transforms
 from ramie.examples import gnn
 

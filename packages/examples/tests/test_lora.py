@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 from example_runs import run
+
 from ramie import nn
 from ramie.examples import lora
 from ramie.serialization import CheckpointManager

@@ -11,6 +11,7 @@ import pytest
 from example_runs import epoch_log, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from ramie.examples import common, mnist
 
 
@@ -25,7 +26,8 @@ def test_digits_split_is_fixed_and_disjoint():
     (train, test), (again, _) = common.digits(), common.digits()
     assert len(train["label"]) == 1437 and len(test["label"]) == 360
     np.testing.assert_array_equal(train["image"], again["image"])
-    assert train["image"].dtype == np.float32 and 0 <= train["image"].min() < train["image"].max() == 1
+    assert train["image"].dtype == np.float32
+    assert train["image"].min() == 0 and train["image"].max() == 1
     rows = {x.tobytes() for x in train["image"]}
     assert sum(x.tobytes() in rows for x in test["image"]) < 5  # a few digits are repeated
     assert set(train["label"]) == set(test["label"]) == set(range(10))
@@ -97,9 +99,10 @@ def test_shift_moves_each_image_by_at_most_the_given_pixels(n, pixels, seed):
         candidates = []
         for dy in range(-pixels, pixels + 1):
             for dx in range(-pixels, pixels + 1):
-                moved = np.zeros_like(before)
-                src = before[max(0, -dy) : 5 - max(0, dy), max(0, -dx) : 6 - max(0, dx)]
-                moved[max(0, dy) : max(0, dy) + src.shape[0], max(0, dx) : max(0, dx) + src.shape[1]] = src
+                moved = np.zeros_like(before)  # ``before`` moved down dy and right dx
+                top, left = max(0, dy), max(0, dx)
+                src = before[max(0, -dy) : 5 - top, max(0, -dx) : 6 - left]
+                moved[top : top + src.shape[0], left : left + src.shape[1]] = src
                 candidates.append(np.array_equal(moved, after))
         assert any(candidates)
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import jax.numpy as jnp
+
 from ramie import layers
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "plugin_template"

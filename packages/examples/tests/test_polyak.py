@@ -7,6 +7,7 @@ import inspect
 
 import pytest
 from example_runs import epoch_log, run
+
 from ramie.examples import mnist, polyak
 
 # Added lines that do not say "ema" themselves: the reset after the EMA evaluation, the
