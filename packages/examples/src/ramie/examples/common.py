@@ -100,8 +100,12 @@ def batches(n: int, batch_size: int, *, seed: int, epoch: int) -> list[np.ndarra
 
 
 def progress(items: Sequence, epoch: int, epochs: int) -> tqdm:
-    """A tqdm bar over one epoch; call ``bar.set_postfix(loss=...)`` to show the running loss."""
-    return tqdm(items, desc=f"epoch {epoch}/{epochs}", leave=False, dynamic_ncols=True)
+    """A tqdm bar over one epoch; ``bar.set_postfix(loss=..., refresh=False)`` shows the loss.
+
+    ``refresh=False``: the bar redraws on its own schedule, with the right step count.
+    """
+    bar = f"epoch {epoch}/{epochs}"
+    return tqdm(items, bar, leave=False, dynamic_ncols=True, miniters=1, mininterval=0.1)
 
 
 def log_epoch(epoch: int, metrics: Mapping[str, float]) -> None:

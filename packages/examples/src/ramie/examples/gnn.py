@@ -162,7 +162,7 @@ def main(argv=None) -> dict[str, float]:
             loss_a = train_step(model, optimizer, graph, labels, mask)
             params, opt_state, loss_b = pure_step(params, opt_state, graph, labels, mask)
             loss_avg.update(values=loss_a)
-            bar.set_postfix(loss=f"{float(loss_avg.compute()):.4f}")
+            bar.set_postfix(loss=f"{float(loss_avg.compute()):.4f}", refresh=False)
         loss_avg.reset()
         row = {
             "ramie_loss": float(loss_a),

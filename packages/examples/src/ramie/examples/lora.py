@@ -128,7 +128,7 @@ def main(argv=None) -> dict[str, float]:
         for step, batch in enumerate(bar):
             train_step(model, optimizer, metrics, train["image"][batch], train["label"][batch])
             if step % 10 == 0:
-                bar.set_postfix(loss=f"{float(metrics.loss.compute()):.4f}")
+                bar.set_postfix(loss=f"{float(metrics.loss.compute()):.4f}", refresh=False)
         row = {f"train_{name}": float(value) for name, value in metrics.compute().items()}
         metrics.reset()
         row |= {f"test_{name}": value for name, value in evaluate(base_test).items()}

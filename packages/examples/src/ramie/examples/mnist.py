@@ -121,7 +121,7 @@ def main(argv=None) -> float:
             images = shift(train["image"][batch], rng, args.shift)
             train_step(model, optimizer, metrics, jnp.asarray(images), train["label"][batch])
             if step % 10 == 0:
-                bar.set_postfix(loss=f"{float(metrics.loss.compute()):.4f}")
+                bar.set_postfix(loss=f"{float(metrics.loss.compute()):.4f}", refresh=False)
         row = {f"train_{name}": float(value) for name, value in metrics.compute().items()}
         metrics.reset()
         eval_step(model, metrics, test["image"], test["label"])
