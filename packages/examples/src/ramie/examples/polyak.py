@@ -18,7 +18,7 @@ import optax
 
 from ramie import nn
 from ramie.examples import common
-from ramie.examples.mnist import CNN, eval_step, loss_fn, shift
+from ramie.examples.mnist import CNN, evaluate, loss_fn, shift
 from ramie.examples.mnist import parse_args as _parse_args
 from ramie.serialization import CheckpointManager
 
@@ -71,12 +71,9 @@ def main(argv=None) -> tuple[float, float]:
                 bar.set_postfix(loss=f"{float(metrics.loss.compute()):.4f}", refresh=False)
         row = {f"train_{name}": float(value) for name, value in metrics.compute().items()}
         metrics.reset()
-        eval_step(model, metrics, test["image"], test["label"])
-        row |= {f"test_{name}": float(value) for name, value in metrics.compute().items()}
-        metrics.reset()
-        eval_step(ema.averaged, metrics, test["image"], test["label"])  # the same, averaged
-        row |= {f"ema_test_{name}": float(value) for name, value in metrics.compute().items()}
-        metrics.reset()
+        row |= {f"test_{name}": value for name, value in evaluate(model, metrics, test).items()}
+        ema_test = evaluate(ema.averaged, metrics, test)  # the same, with the averages
+        row |= {f"ema_test_{name}": value for name, value in ema_test.items()}
         history.append(row)
         common.log_epoch(epoch, row)
         if manager:
