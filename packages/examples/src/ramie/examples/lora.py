@@ -101,77 +101,84 @@ def parse_args(argv=None):
     return args
 
 
+def evaluate(model, metrics, data):
+    eval_step(model, metrics, data["image"], data["label"])
+    result = {name: float(value) for name, value in metrics.compute().items()}
+    metrics.reset()
+    return result
+
+
+def run_epoch(model, optimizer, metrics, train, tests, args, epoch):
+    """Train one epoch on ``train``, evaluate on each of ``tests``, log; returns the row."""
+    total = args.epochs + args.finetune_epochs
+    order = common.batches(len(train["label"]), args.batch_size, seed=args.seed, epoch=epoch)
+    bar = common.progress(order, epoch, total)
+    for step, batch in enumerate(bar):
+        train_step(model, optimizer, metrics, train["image"][batch], train["label"][batch])
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{float(metrics.loss.compute()):.4f}", refresh=False)
+    row = {f"train_{name}": float(value) for name, value in metrics.compute().items()}
+    metrics.reset()
+    for prefix, data in tests.items():
+        row |= {f"{prefix}_{name}": value for name, value in evaluate(model, metrics, data).items()}
+    common.log_epoch(epoch, row)
+    return row
+
+
 def main(argv=None) -> dict[str, float]:
     args = parse_args(argv)
     start_time = time.perf_counter()
-    base_train, base_test = common.digits()
-    new_train = {"image": move(base_train["image"], args.move), "label": base_train["label"]}
-    new_test = {"image": move(base_test["image"], args.move), "label": base_test["label"]}
+    train, test = common.digits()
+    shifted_train = {"image": move(train["image"], args.move), "label": train["label"]}
+    tests = {  # both tasks are evaluated after every epoch
+        "test": test,
+        "shifted_test": {"image": move(test["image"], args.move), "label": test["label"]},
+    }
     rngs = nn.Rngs(args.seed)
     model = MLP(64, args.hidden, 10, rngs=rngs)
     metrics = nn.metrics.MultiMetric(
         loss=nn.metrics.Average("loss"), accuracy=nn.metrics.Accuracy()
     )
-
-    def evaluate(data):
-        eval_step(model, metrics, data["image"], data["label"])
-        result = {name: float(value) for name, value in metrics.compute().items()}
-        metrics.reset()
-        return result
-
-    def run_epoch(optimizer, train, epoch, epochs, history):
-        bar = common.progress(
-            common.batches(len(train["label"]), args.batch_size, seed=args.seed, epoch=epoch),
-            epoch,
-            epochs,
-        )
-        for step, batch in enumerate(bar):
-            train_step(model, optimizer, metrics, train["image"][batch], train["label"][batch])
-            if step % 10 == 0:
-                bar.set_postfix(loss=f"{float(metrics.loss.compute()):.4f}", refresh=False)
-        row = {f"train_{name}": float(value) for name, value in metrics.compute().items()}
-        metrics.reset()
-        row |= {f"test_{name}": value for name, value in evaluate(base_test).items()}
-        row |= {f"shifted_test_{name}": value for name, value in evaluate(new_test).items()}
-        history.append(row)
-        common.log_epoch(epoch, row)
-        if manager:
-            manager.save(epoch, nn.state(optimizer), metadata={"history": history})
-
-    manager = CheckpointManager(args.workdir, max_to_keep=2) if args.workdir else None
-    done = manager.latest_step() if args.resume else None
-    history = manager.metadata()["history"] if done else []
     total = args.epochs + args.finetune_epochs
-    if done:
+
+    history, done = [], 0
+    manager = CheckpointManager(args.workdir, max_to_keep=2) if args.workdir else None
+    if args.resume and manager.latest_step() is not None:
+        done = manager.latest_step()
+        history = manager.metadata()["history"]
         print(f"resumed from {args.workdir} after epoch {done}")
 
     # 1. The base task: every Param trains.
     optimizer = nn.Optimizer(model, optax.adam(args.learning_rate))
-    if done and done <= args.epochs:
+    if 0 < done <= args.epochs:
         nn.update(optimizer, manager.restore(target=nn.state(optimizer)))
-    for epoch in range((done or 0) + 1, args.epochs + 1):
-        run_epoch(optimizer, base_train, epoch, total, history)
+    for epoch in range(done + 1, args.epochs + 1):
+        history.append(run_epoch(model, optimizer, metrics, train, tests, args, epoch))
+        if manager:
+            manager.save(epoch, nn.state(optimizer), metadata={"history": history})
 
-    # 2. Surgery, then only the adapters train on the shifted task.
+    # 2. Surgery, then only the adapters train, on the shifted task.
     surgery(model, args.rank, rngs)
     optimizer = nn.Optimizer(model, optax.adam(args.learning_rate), wrt=nn.LoRAParam)
-    if done and done > args.epochs:
+    if done > args.epochs:
         nn.update(optimizer, manager.restore(target=nn.state(optimizer)))
-    frozen = jax.tree.map(np.array, nn.to_pure_dict(nn.state(model, nn.Not(nn.LoRAParam))))
-    for epoch in range(max(done or 0, args.epochs) + 1, total + 1):
-        run_epoch(optimizer, new_train, epoch, total, history)
-    after = nn.to_pure_dict(nn.state(model, nn.Not(nn.LoRAParam)))
-    unchanged = all(jax.tree.leaves(jax.tree.map(np.array_equal, frozen, after)))
+    base_before = jax.tree.map(np.array, nn.to_pure_dict(nn.state(model, nn.Not(nn.LoRAParam))))
+    for epoch in range(max(done, args.epochs) + 1, total + 1):
+        history.append(run_epoch(model, optimizer, metrics, shifted_train, tests, args, epoch))
+        if manager:
+            manager.save(epoch, nn.state(optimizer), metadata={"history": history})
+    base_after = nn.to_pure_dict(nn.state(model, nn.Not(nn.LoRAParam)))
+    unchanged = all(jax.tree.leaves(jax.tree.map(np.array_equal, base_before, base_after)))
 
     if args.plot:
         common.plot(history, args.plot, f"lora: epochs 1-{args.epochs} base, then adapters")
     trainable, params = count(model, nn.LoRAParam), count(model, nn.Param)
     print(f"trainable parameters: {trainable:,} of {params:,} ({trainable / params:.1%})")
     print(f"base weights unchanged by fine-tuning: {unchanged}")
-    base, tuned = history[args.epochs - 1], history[-1]
-    print(f"base task: test accuracy {base['test_accuracy']:.1%} after training the MLP")
+    frozen, tuned = history[args.epochs - 1], history[-1]
+    print(f"base task: test accuracy {frozen['test_accuracy']:.1%} after training the MLP")
     print(f"{total} epochs, {time.perf_counter() - start_time:.1f} s in this run")
-    before, after = base["shifted_test_accuracy"], tuned["shifted_test_accuracy"]
+    before, after = frozen["shifted_test_accuracy"], tuned["shifted_test_accuracy"]
     print(f"shifted task: test accuracy {before:.1%} frozen -> {after:.1%} with LoRA")
     return {"frozen": before, "lora": after, "trainable": trainable, "total": params}
 
