@@ -159,6 +159,11 @@ SAFETENSORS_MALFORMED = (
     "(save_safetensors / safetensors.numpy.save_file), or check the copy is complete."
 )
 
+FLAT_NAMES = (
+    "Cannot read {source}: {detail}. Flat names nest at each '.', so a name cannot be "
+    "both an array and a prefix of another; rename the arrays."
+)
+
 NOT_REGULAR = (
     "{file} is a {kind}, not a regular file; ramie reads checkpoints and safetensors "
     "only from regular files (or symlinks to them)."
