@@ -439,7 +439,8 @@ class CheckpointManager:
         leaves' shardings. Keys, shapes and dtypes are checked before any array
         is read (see ``from_state_dict`` for ``strict``). Without a target, the
         nested dict of numpy arrays is returned. ``verify`` checks every file's
-        CRC-32 against the ``COMMIT`` record. A step that fails a check raises
+        CRC-32 (metadata included) against the ``COMMIT`` record, which checks its
+        own. A step that fails a check raises
         ``CheckpointCorruptError``; an older step is never returned instead.
         """
         self._saves.join()
@@ -447,6 +448,8 @@ class CheckpointManager:
         with self._reading(step_dir, chosen):
             commit = io.read_commit(step_dir, chosen)
             index = io.read_small(step_dir, io.INDEX_FILE, commit, verify)
+            if verify and io.METADATA_FILE in commit["files"]:
+                io.read_small(step_dir, io.METADATA_FILE, commit, verify)
             size = commit["files"][io.STATE_FILE]["size"]
             try:
                 skeleton, leaves = io.parse_index(index, size)

@@ -32,9 +32,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import queue
 import re
 import stat
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -64,23 +65,41 @@ MAX_SMALL_FILE = 256 << 20  # COMMIT, index and metadata are never larger than t
 
 
 class _Crc:
-    """A running CRC-32 computed on a worker thread, in the order buffers are fed."""
+    """A running CRC-32 computed on a worker thread, in the order buffers are fed.
+
+    A plain thread and queue rather than an executor: ``concurrent.futures``
+    refuses new work once the interpreter starts exiting, and a background save
+    must still finish then.
+    """
 
     def __init__(self) -> None:
         self.value = 0
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="ramie-crc")
-        self._futures: list[Future] = []
+        self._error: BaseException | None = None
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="ramie-crc", daemon=True)
+        self._thread.start()
 
     def feed(self, buf: Any) -> None:
-        self._futures.append(self._pool.submit(self._update, buf))
+        self._queue.put(buf)
 
-    def _update(self, buf: Any) -> None:
-        self.value = crc32(buf, self.value)
+    def _run(self) -> None:
+        while (buf := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self.value = crc32(buf, self.value)
+                except BaseException as e:  # re-raised by result()
+                    self._error = e
+
+    def close(self) -> None:
+        """Stop the worker (idempotent); ``result()`` does it too."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
     def result(self) -> int:
-        self._pool.shutdown(wait=True)
-        for future in self._futures:
-            future.result()
+        self.close()
+        if self._error is not None:
+            raise self._error
         return self.value
 
 
@@ -102,6 +121,13 @@ def _write_all(f: Any, buf: memoryview) -> None:
 def write_parts(path: Path, parts: list) -> dict[str, int]:
     """Write ``parts`` (bytes and array buffers) to ``path``, fsync it; return size and CRC."""
     crc = _Crc()
+    try:
+        return _write_parts(path, parts, crc)
+    finally:
+        crc.close()
+
+
+def _write_parts(path: Path, parts: list, crc: _Crc) -> dict[str, int]:
     size = 0
     pending = bytearray()
     with open(path, "wb", buffering=0) as f:
@@ -410,6 +436,16 @@ def read_leaves(
     Raises ``Corrupt`` when the file is not what the ``COMMIT`` records.
     """
     crc = _Crc() if expected_crc is not None else None
+    try:
+        return _read_leaves(path, leaves, size, expected_crc, crc)
+    finally:
+        if crc is not None:
+            crc.close()
+
+
+def _read_leaves(
+    path: Path, leaves: list, size: int, expected_crc: int | None, crc: _Crc | None
+) -> list[np.ndarray | np.generic]:
     out: list[Any] = []
     pos = 0
     f, real_size = open_regular(path)
