@@ -194,14 +194,16 @@ def _fake_writer(directory: Path, token: str, host: str) -> None:
 def test_a_writer_removes_only_what_is_provably_abandoned(tmp_path):
     manager = ser.CheckpointManager(tmp_path)
     manager.save(0, state(0))
-    dead, remote, missing = "a" * 16, "b" * 16, "c" * 16
+    dead, remote, missing, unborn = "a" * 16, "b" * 16, "c" * 16, "d" * 16
     _fake_writer(tmp_path, dead, socket.gethostname())  # nobody holds its lock
+    (tmp_path / f".writer-{unborn}.lock").write_bytes(b"")  # killed before writing its record
     _fake_writer(tmp_path, remote, "another-host")  # its lock may live on another host
     live = _locks.WriterLock(tmp_path)  # another writer, alive, in this process
     names = {
         "dead": f".tmp-step_1-{dead}-{'0' * 12}",
         "remote": f".tmp-step_2-{remote}-{'0' * 12}",
         "missing": f".tmp-step_3-{missing}-{'0' * 12}",  # its lock file is gone
+        "unborn": f".tmp-step_7-{unborn}-{'0' * 12}",
         "live": f".tmp-step_4-{live.token()}-{'0' * 12}",
         "unknown": ".tmp-step_5-made-by-hand",
         "trash": f".trash-step_6-{dead}-{'0' * 12}",
@@ -218,6 +220,7 @@ def test_a_writer_removes_only_what_is_provably_abandoned(tmp_path):
     manager.save(1, state(1))
     left = set(os.listdir(tmp_path))
     assert names["dead"] not in left and names["missing"] not in left
+    assert names["unborn"] not in left and f".writer-{unborn}.lock" not in left
     assert names["trash"] not in left and f".writer-{dead}.lock" not in left
     for kept in ("remote", "live", "unknown"):
         assert names[kept] in left

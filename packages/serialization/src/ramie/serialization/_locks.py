@@ -131,10 +131,13 @@ def _probe(directory: Path, token: str, locked: dict[str, int]) -> bool:
     except OSError:
         return False
     try:
-        record = json.loads(os.read(fd, 4096) or b"{}")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            record = json.loads(os.read(fd, 4096))
+        except ValueError:  # empty or cut short: its writer died before it wrote its record
+            record = {"host": socket.gethostname()}
         if not isinstance(record, dict) or record.get("host") != socket.gethostname():
             raise ValueError("written on another host: its lock may not be visible here")
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except (OSError, ValueError):
         os.close(fd)
         return False  # alive, or not ours to judge

@@ -96,6 +96,8 @@ def _read(f: Any, size: int) -> tuple[dict[str, np.ndarray], dict | None]:
         raise _Bad("the file ended inside the header")
     try:
         header = json.loads(raw, object_pairs_hook=_pairs)
+    except _Bad:
+        raise
     except (ValueError, RecursionError) as e:
         raise _Bad(f"the header is not valid JSON ({e})") from None
     if not isinstance(header, dict):
