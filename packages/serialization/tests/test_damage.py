@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from timeouts import deadline
+from timeouts import SPECIAL_KINDS, deadline, make_special
 
 from ramie import serialization as ser
 from ramie.serialization import _checkpoint_io as io
@@ -113,26 +113,12 @@ def test_keep_best_ranks_a_step_with_unreadable_metadata_last(tmp_path):
 
 
 @pytest.mark.parametrize("name", FILES)
-@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "symlink to fifo"])
+@pytest.mark.parametrize("kind", list(SPECIAL_KINDS))
 def test_special_files_are_refused_without_blocking(tmp_path, name, kind):
     manager = _three_steps(tmp_path)
     path = tmp_path / "step_3" / name
     path.unlink()
-    if kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "device":
-        os.symlink("/dev/zero", path)
-    elif kind == "directory":
-        path.mkdir()
-    else:
-        os.mkfifo(tmp_path / "pipe")
-        os.symlink(tmp_path / "pipe", path)
-    expected = {
-        "fifo": "FIFO (named pipe)",
-        "device": "character device",
-        "directory": "directory",
-        "symlink to fifo": "FIFO (named pipe)",
-    }[kind]
+    expected = make_special(path, kind)
     with deadline(10):
         with pytest.raises(ser.CheckpointCorruptError) as info:
             manager.restore()

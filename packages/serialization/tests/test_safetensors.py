@@ -1,14 +1,13 @@
 """safetensors files (flat keys, numpy API) and the PyTorch state-dict mapping."""
 
 import json
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import safetensors.numpy
-from timeouts import deadline
+from timeouts import SPECIAL_KINDS, deadline, make_special
 
 from ramie import core
 from ramie import serialization as ser
@@ -162,19 +161,10 @@ def _refused(path, detail: str) -> None:
     assert str(info.value) == ser._errors.SAFETENSORS_MALFORMED.format(file=path, detail=detail)
 
 
-@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "symlink to fifo"])
+@pytest.mark.parametrize("kind", list(SPECIAL_KINDS))
 def test_only_regular_files_are_read(tmp_path, kind):
     path = tmp_path / "m.safetensors"
-    if kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "device":
-        os.symlink("/dev/zero", path)
-    elif kind == "directory":
-        path.mkdir()
-    else:
-        os.mkfifo(tmp_path / "pipe")
-        os.symlink(tmp_path / "pipe", path)
-    name = {"device": "character device", "directory": "directory"}.get(kind, "FIFO (named pipe)")
+    name = make_special(path, kind)
     _refused(path, f"it is a {name}")
 
 
