@@ -370,8 +370,9 @@ class CheckpointManager:
                 _errors.CORRUPT_FILE.format(file=step_dir / e.name, detail=e, step=step)
             ) from None
         except io.NotRegularFile as e:
+            detail = f"it is a {e.kind}, not a regular file"
             raise _errors.CheckpointCorruptError(
-                _errors.CORRUPT_FILE.format(file=e.filename or step_dir, detail=e, step=step)
+                _errors.CORRUPT_FILE.format(file=e.path, detail=detail, step=step)
             ) from None
         except OSError as e:
             if not step_dir.exists():

@@ -188,7 +188,7 @@ class NotRegularFile(OSError):
 
     def __init__(self, path: Path | str, kind: str):
         super().__init__(_errors.NOT_REGULAR.format(file=path, kind=kind))
-        self.kind = kind
+        self.path, self.kind = Path(path), kind
 
 
 def open_regular(path: Path | str) -> tuple[Any, int]:
