@@ -1,5 +1,6 @@
 """A failed background save nobody waited for is reported at exit, with a non-zero status."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -57,6 +58,7 @@ def test_an_unfinished_save_is_completed_before_exit(tmp_path):
     result = _run(tmp_path, "ok")
     assert result.returncode == 0 and result.stderr == ""
     assert (tmp_path / "ckpt" / "step_0" / "COMMIT").is_file()
+    assert sorted(os.listdir(tmp_path / "ckpt")) == [".ramie-checkpoints.lock", "step_0"]
 
 
 def test_a_failure_seen_by_wait_is_not_reported_again(tmp_path):

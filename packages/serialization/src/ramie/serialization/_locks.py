@@ -29,6 +29,7 @@ import shutil
 import socket
 import threading
 import uuid
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,37 +57,47 @@ class WriterLock:
     """This manager's writer lock in one directory, taken at its first save.
 
     ``token()`` returns the token temporary directories are named with. A forked
-    child gets a lock of its own (the parent's lock file stays the parent's).
+    child gets a lock of its own (the parent's lock file stays the parent's). The
+    lock and its file are dropped when the manager is garbage collected or the
+    interpreter exits (``weakref.finalize``), and only by the process that took it.
     """
 
     def __init__(self, directory: Path):
         self.directory = directory
         self._mutex = threading.Lock()
-        self._fd: int | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._fd = -1
         self._pid = 0
         self._token = ""
 
     def token(self) -> str:
         with self._mutex:
-            if self._fd is None or self._pid != os.getpid():
-                if self._fd is not None:  # a forked child: the parent's lock stays its own
+            if self._finalizer is None or self._pid != os.getpid():
+                if self._finalizer is not None:  # a forked child: the parent's lock stays its own
+                    self._finalizer.detach()
                     os.close(self._fd)
                 self._fd, self._token = _take_writer_lock(self.directory)
                 self._pid = os.getpid()
+                path = self.directory / f"{WRITER_PREFIX}{self._token}.lock"
+                self._finalizer = weakref.finalize(self, _drop, path, self._fd, self._pid)
             return self._token
 
     def release(self) -> None:
         """Drop the lock and its file (the manager writes no more)."""
         with self._mutex:
-            if self._fd is not None and self._pid == os.getpid():
-                with contextlib.suppress(OSError):
-                    os.unlink(self.directory / f"{WRITER_PREFIX}{self._token}.lock")
-                os.close(self._fd)
-            self._fd = None
+            if self._finalizer is not None:
+                self._finalizer()
+            self._finalizer = None
 
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.release()
+
+def _drop(path: Path, fd: int, pid: int) -> None:
+    if os.getpid() != pid:
+        return  # a forked child's copy: the lock is its parent's
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    os.close(fd)
 
 
 def _take_writer_lock(directory: Path) -> tuple[int, str]:
