@@ -1,6 +1,7 @@
 """Retention: NaN and infinite metrics never rank as best; ties keep the newest."""
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -74,3 +75,22 @@ def test_the_best_step_survives_any_sequence_of_saves(tmp_path_factory, metrics,
         best = _best(metrics[: step + 1], mode)
         assert best is None or best in steps
         assert steps[-1] == step and len(steps) <= keep + 1
+
+
+def test_retention_tolerates_steps_removed_by_someone_else(tmp_path, monkeypatch):
+    manager = ser.CheckpointManager(tmp_path, max_to_keep=2)
+    for step in range(3):
+        manager.save(step, {"x": np.zeros(1)})
+    other = ser.CheckpointManager(tmp_path, max_to_keep=2)
+    listed = other.all_steps
+
+    def listing_then_gone():
+        steps = listed()
+        shutil.rmtree(tmp_path / f"step_{steps[0]}")  # another writer (or a user) removes it
+        return steps
+
+    monkeypatch.setattr(other, "all_steps", listing_then_gone)
+    manager.save(3, {"x": np.zeros(1)})  # commits; leaves 2, 3 (step 1 pruned)
+    other.save(4, {"x": np.zeros(1)})  # its listing holds step 2, gone before it prunes
+    monkeypatch.undo()
+    assert other.all_steps() == [3, 4]
