@@ -227,3 +227,26 @@ def test_readers_create_nothing(tmp_path):
     with pytest.raises(ser.CheckpointError, match="No committed checkpoint"):
         reader.restore()
     assert not missing.exists()
+
+
+def test_a_failure_after_the_commit_says_the_step_is_committed(tmp_path, monkeypatch):
+    manager = ser.CheckpointManager(tmp_path, max_to_keep=1)
+    manager.save(0, {"x": np.zeros(1)})
+
+    real = os.rename
+
+    def rename(src, dst):
+        if ".trash-" in str(dst):
+            raise PermissionError(errno.EACCES, "Permission denied", str(src))
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(ser.CheckpointError) as info:
+        manager.save(1, {"x": np.ones(1)})
+    detail = f"PermissionError: [Errno 13] Permission denied: '{tmp_path / 'step_0'}'"
+    assert str(info.value) == _errors.AFTER_COMMIT_FAILED.format(
+        step=1, path=tmp_path, detail=detail
+    )
+    assert isinstance(info.value.__cause__, PermissionError)
+    monkeypatch.undo()
+    assert manager.all_steps() == [0, 1] and manager.restore(1)["x"].tolist() == [1.0]

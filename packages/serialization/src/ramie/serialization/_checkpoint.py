@@ -241,7 +241,7 @@ class CheckpointManager:
 
     def _write(self, step: int, segments: Segments, skeleton: Any, meta_bytes: bytes) -> None:
         where = self.directory
-        tmp = None
+        tmp, committed = None, False
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             token = self._writer.token()
@@ -265,31 +265,33 @@ class CheckpointManager:
                     )
                 where = final
                 os.rename(tmp, final)
-                tmp = None
+                tmp, committed = None, True
                 where = self.directory
                 io.fsync_dir(self.directory)
                 self._retain(token)
                 _locks.remove_abandoned(self.directory, token)
         except OSError as e:
-            raise self._save_failed(step, where, tmp, e) from e
+            raise self._save_failed(step, where, tmp, committed, e) from e
         except BaseException:
             if tmp is not None:
                 _locks.remove_tree(tmp)
             raise
 
-    def _save_failed(self, step: int, where: Path, tmp: Path | None, error: OSError):
+    def _save_failed(
+        self, step: int, where: Path, tmp: Path | None, committed: bool, error: OSError
+    ) -> _errors.CheckpointError:
         detail = f"{type(error).__name__}: {error}"
-        if tmp is None:
-            return _errors.CheckpointError(
-                _errors.SAVE_FAILED.format(step=step, path=where, detail=detail)
-            )
-        _locks.remove_tree(tmp)
-        if os.path.lexists(tmp):
-            return _errors.CheckpointError(
-                _errors.SAVE_FAILED_KEPT.format(
-                    step=step, path=where, detail=detail, tmp=tmp, cleanup="it is still there"
+        if committed:
+            message = _errors.AFTER_COMMIT_FAILED.format(step=step, path=where, detail=detail)
+            return _errors.CheckpointError(message)
+        if tmp is not None:
+            _locks.remove_tree(tmp)
+            if os.path.lexists(tmp):
+                return _errors.CheckpointError(
+                    _errors.SAVE_FAILED_KEPT.format(
+                        step=step, path=where, detail=detail, tmp=tmp, cleanup="it is still there"
+                    )
                 )
-            )
         return _errors.CheckpointError(
             _errors.SAVE_FAILED.format(step=step, path=where, detail=detail)
         )

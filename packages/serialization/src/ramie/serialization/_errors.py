@@ -138,6 +138,12 @@ SAVE_FAILED = (
     "(free space, permissions) and save again."
 )
 
+AFTER_COMMIT_FAILED = (
+    "Checkpoint step {step} was committed, but the work after it failed at {path} "
+    "({detail}): older steps may exceed max_to_keep until a later save succeeds. Fix the "
+    "cause (permissions, the disk); step {step} itself is restorable."
+)
+
 SAVE_FAILED_KEPT = (
     "Cannot save checkpoint step {step}: writing {path} failed ({detail}), and removing "
     "its temporary directory {tmp} failed too ({cleanup}). The committed checkpoints are "
