@@ -52,7 +52,7 @@ def test_mutated_valid_bytes(data):
 @given(st.sampled_from(VALID), st.data())
 def test_every_truncation_is_refused(data, draw):
     cut = draw.draw(st.integers(0, len(data) - 1))
-    with pytest.raises(ser.MalformedDataError):
+    with deadline(5), pytest.raises(ser.MalformedDataError):
         ser.msgpack_restore(data[:cut])
 
 
