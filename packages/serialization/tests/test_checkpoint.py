@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import socket
 import zlib
 from pathlib import Path
 
@@ -60,7 +62,11 @@ def test_state_file_is_exactly_to_bytes(tmp_path):
     assert sorted(os.listdir(tmp_path / "step_1")) == [
         "COMMIT", "index.msgpack", "metadata.json", "state.msgpack",
     ]  # fmt: skip
-    commit = json.loads((tmp_path / "step_1" / "COMMIT").read_bytes())
+    marker = (tmp_path / "step_1" / "COMMIT").read_bytes()
+    body, trailer = marker.rsplit(b"\n", 2)[0], marker.rsplit(b"\n", 2)[1]
+    assert trailer == b"crc32 %08x" % zlib.crc32(body)  # the marker checks itself
+    commit = json.loads(body)
+    assert commit["version"] == 2 and commit["step"] == 1
     for name, info in commit["files"].items():
         data = (tmp_path / "step_1" / name).read_bytes()
         assert info == {"size": len(data), "crc32": zlib.crc32(data)}
@@ -95,7 +101,11 @@ def test_max_to_keep_keeps_the_newest(tmp_path):
     for step in range(5):
         manager.save(step, {"x": np.full(2, step)})
     assert manager.all_steps() == [3, 4]
-    assert sorted(os.listdir(tmp_path)) == ["step_3", "step_4"]
+    names = sorted(os.listdir(tmp_path))
+    assert names[0] == ".ramie-checkpoints.lock" and names[2:] == ["step_3", "step_4"]
+    assert re.fullmatch(r"\.writer-[0-9a-f]{16}\.lock", names[1])  # this manager's lock
+    record = json.loads((tmp_path / names[1]).read_text())
+    assert record == {"host": socket.gethostname(), "pid": os.getpid()}
 
 
 @pytest.mark.parametrize(("mode", "kept"), [("max", [1, 3, 5]), ("min", [0, 4, 5])])
@@ -138,12 +148,12 @@ def test_save_errors(tmp_path):
     assert manager.all_steps() == [1]
 
 
-def test_uncommitted_directories_are_ignored_and_cleaned_up(tmp_path):
+def test_uncommitted_directories_are_listed_and_never_deleted_by_readers(tmp_path):
     manager = ser.CheckpointManager(tmp_path)
     manager.save(1, {"x": np.ones(1)})
     manager.save(2, {"x": np.ones(1)})
-    # a step without a marker, one whose marker is garbage, one whose file was truncated,
-    # and leftovers of an interrupted save and an interrupted deletion
+    # a step without a marker (being copied in), one whose marker is garbage, one whose
+    # file was truncated, and leftovers of an interrupted save and an interrupted deletion
     (tmp_path / "step_9").mkdir()
     (tmp_path / "step_9" / "state.msgpack").write_bytes(b"\x80")
     (tmp_path / "step_8").mkdir()
@@ -153,9 +163,24 @@ def test_uncommitted_directories_are_ignored_and_cleaned_up(tmp_path):
     (tmp_path / ".tmp-step_3-abc").mkdir()
     (tmp_path / ".trash-step_0-abc").mkdir()
     (tmp_path / "notes.txt").write_text("kept")
-    assert manager.latest_step() == 1 and manager.all_steps() == [1]
-    ser.CheckpointManager(tmp_path)
-    assert sorted(os.listdir(tmp_path)) == ["notes.txt", "step_1"]
+    before = sorted(os.listdir(tmp_path))
+    assert manager.all_steps() == [1, 2, 8] and manager.latest_step() == 8
+    reader = ser.CheckpointManager(tmp_path)
+    assert [(s.step, s.status) for s in reader.check()] == [
+        (1, "good"), (2, "corrupt"), (8, "corrupt"), (9, "incomplete"),
+    ]  # fmt: skip
+    statuses = {s.step: s.detail for s in reader.check()}
+    assert "step_2/state.msgpack is corrupt: it holds" in statuses[2]
+    assert "step_8/COMMIT is corrupt: it is not valid JSON" in statuses[8]
+    assert statuses[9].endswith("step_9 has no COMMIT")
+    with pytest.raises(ser.CheckpointCorruptError, match="step_8/COMMIT is corrupt"):
+        reader.restore()
+    with pytest.raises(ser.CheckpointCorruptError, match="step_2/state.msgpack is corrupt"):
+        reader.restore(2)
+    with pytest.raises(ser.CheckpointError, match="No committed checkpoint .* for step 9"):
+        reader.restore(9)
+    assert reader.restore(1)["x"].tolist() == [1.0]
+    assert sorted(os.listdir(tmp_path)) == before  # readers touched nothing
 
 
 def _crc_backends():
@@ -180,9 +205,9 @@ def test_both_crc_backends_write_the_same_checksums_and_catch_corruption(
     manager = ser.CheckpointManager(tmp_path)
     manager.save(1, {"x": np.arange(50_000.0)})
     np.testing.assert_array_equal(manager.restore(1)["x"], np.arange(50_000.0))
-    commit = json.loads((tmp_path / "step_1" / "COMMIT").read_text())
+    commit = io.parse_commit((tmp_path / "step_1" / "COMMIT").read_bytes(), 1)
     state = (tmp_path / "step_1" / "state.msgpack").read_bytes()
-    assert str(zlib.crc32(state)) in json.dumps(commit)  # the COMMIT records zlib's CRC
+    assert commit["files"]["state.msgpack"]["crc32"] == zlib.crc32(state)  # zlib's CRC
     path = tmp_path / "step_1" / "state.msgpack"
     path.write_bytes(state[:-9] + bytes([state[-9] ^ 1]) + state[-8:])
     with pytest.raises(ser.CheckpointCorruptError, match="state.msgpack is corrupt"):
@@ -201,7 +226,8 @@ def test_corrupt_bytes_are_detected_by_the_checksum(tmp_path):
     assert "state.msgpack is corrupt: its CRC-32 does not match the COMMIT record" in str(
         info.value
     )
-    assert "restore an earlier step" in str(info.value)
+    assert "nothing was deleted. manager.check() lists every step" in str(info.value)
+    assert "manager.restore(step=...)" in str(info.value)
     assert manager.restore(4, verify=False)["x"].shape == (1000,)
 
 
@@ -283,8 +309,14 @@ def test_background_error_is_raised_by_wait_and_next_save(tmp_path, monkeypatch)
 
     monkeypatch.setattr(io, "write_parts", fail)
     manager.save(0, {"x": np.zeros(1)})
-    with pytest.raises(ser.CheckpointError, match="The background save of step 0 failed: OSError"):
+    with pytest.raises(ser.CheckpointError) as info:
         manager.wait()
+    assert str(info.value).startswith(
+        "The background save of step 0 failed: Cannot save checkpoint step 0: writing "
+        f"{tmp_path}/.tmp-step_0-"
+    )
+    assert "state.msgpack failed (OSError: [Errno 28] No space left on device)" in str(info.value)
+    assert isinstance(info.value.__cause__.__cause__, OSError)
     manager.wait()  # reported once
     manager.save(1, {"x": np.zeros(1)})
     with pytest.raises(ser.CheckpointError, match="step 1 failed"):
@@ -299,9 +331,9 @@ def test_background_error_is_raised_by_wait_and_next_save(tmp_path, monkeypatch)
 def _hostile_checkpoint(tmp_path: Path, index: bytes) -> ser.CheckpointManager:
     step_dir = tmp_path / "step_0"
     (step_dir / "index.msgpack").write_bytes(index)
-    commit = json.loads((step_dir / "COMMIT").read_text())
+    commit = io.parse_commit((step_dir / "COMMIT").read_bytes(), 0)
     commit["files"]["index.msgpack"] = {"size": len(index), "crc32": zlib.crc32(index)}
-    (step_dir / "COMMIT").write_text(json.dumps(commit))
+    (step_dir / "COMMIT").write_bytes(io.encode_commit(0, commit["files"]))
     return ser.CheckpointManager(tmp_path)
 
 

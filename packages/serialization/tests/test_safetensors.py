@@ -1,13 +1,17 @@
 """safetensors files (flat keys, numpy API) and the PyTorch state-dict mapping."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import safetensors.numpy
+from timeouts import SPECIAL_KINDS, deadline, make_special
 
 from ramie import core
 from ramie import serialization as ser
+from ramie.serialization._safetensors_read import DTYPES
 
 
 class Model(core.Module):
@@ -138,3 +142,113 @@ def test_torch_names_without_a_place_are_listed():
         in message
     )
     assert "layers/0/kernel: target has float32[3,3,3,8]; data has nothing" in message
+
+
+# -- hostile and odd files ------------------------------------------------------
+
+
+def _file(tmp_path, header: dict, data: bytes = b"", length: int | None = None):
+    raw = json.dumps(header).encode()
+    path = tmp_path / "x.safetensors"
+    path.write_bytes((len(raw) if length is None else length).to_bytes(8, "little") + raw + data)
+    return path
+
+
+def _refused(path, detail: str) -> None:
+    with deadline(10):
+        with pytest.raises(ser.MalformedDataError) as info:
+            ser.load_safetensors(path)
+    assert str(info.value) == ser._errors.SAFETENSORS_MALFORMED.format(file=path, detail=detail)
+
+
+@pytest.mark.parametrize("kind", list(SPECIAL_KINDS))
+def test_only_regular_files_are_read(tmp_path, kind):
+    path = tmp_path / "m.safetensors"
+    name = make_special(path, kind)
+    _refused(path, f"it is a {name}")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "code"),
+    [
+        ("float8_e8m0fnu", "F8_E8M0"),
+        ("float8_e4m3fn", "F8_E4M3"),
+        ("float8_e5m2", "F8_E5M2"),
+        ("bfloat16", "BF16"),
+        ("complex64", "C64"),
+    ],
+)
+def test_every_dtype_safetensors_writes_loads_back(tmp_path, dtype, code):
+    values = np.array([0.5, 1.0, 2.0, 4.0], np.float32).astype(getattr(jnp, dtype))
+    path = tmp_path / "m.safetensors"
+    ser.save_safetensors(path, {"w": values})
+    raw = path.read_bytes()
+    assert json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])["w"]["dtype"] == code
+    out = ser.load_safetensors(path)["w"]
+    assert out.dtype == values.dtype
+    np.testing.assert_array_equal(out.view(np.uint8), values.view(np.uint8))
+
+
+def test_malformed_headers_name_the_file_and_the_tensor(tmp_path):
+    ok = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
+    _refused(
+        _file(tmp_path, {"w": {"dtype": "F32", "shape": [0, 2**62], "data_offsets": [0, 0]}}),
+        "tensor 'w': the shape [0, 4611686018427387904] holds 4611686018427387904, not a "
+        "non-negative int",
+    )
+    _refused(
+        _file(tmp_path, {"w": {"dtype": "F4", "shape": [2], "data_offsets": [0, 1]}}, b"\0"),
+        "tensor 'w' has dtype 'F4', not one ramie reads (" + ", ".join(DTYPES) + ")",
+    )
+    _refused(
+        _file(tmp_path, {"w": {"dtype": "BOOL", "shape": [3], "data_offsets": [0, 3]}}, b"\1\0\2"),
+        "tensor 'w' is BOOL but holds bytes other than 0 and 1",
+    )
+    _refused(
+        _file(tmp_path, {"w": ok}, b"\0" * 8, length=2**63),
+        f"the header claims {2**63} bytes, but {len(json.dumps({'w': ok})) + 8} follow the length",
+    )
+    _refused(
+        _file(tmp_path, {"w": {**ok, "data_offsets": [0, 2**40]}}, b"\0" * 8),
+        "tensor 'w': an array of shape (2,) and dtype float32 needs 8 bytes, but "
+        "1099511627776 are given",
+    )
+    _refused(
+        _file(tmp_path, {"w": ok, "v": {**ok, "data_offsets": [4, 12]}}, b"\0" * 12),
+        "tensor 'v' starts at 4, not at 8: gap or overlap",
+    )
+    _refused(_file(tmp_path, {"w": ok}, b"\0" * 9), "the tensors cover 8 bytes of data, but the "
+             "file holds 9")  # fmt: skip
+    path = tmp_path / "y.safetensors"
+    raw = b'{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "w": {}}'
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + b"\0" * 8)
+    _refused(path, "the header names 'w' twice")
+    clash = _file(tmp_path, {"a": ok, "a.b": {**ok, "data_offsets": [8, 16]}}, b"\0" * 16)
+    with pytest.raises(ser.MalformedDataError) as info:
+        ser.load_safetensors(clash)
+    assert str(info.value).startswith(
+        f"Cannot read safetensors file {clash}: the name 'a.b' goes through 'a', which is also "
+        "an array."
+    )
+
+
+def test_a_sparse_file_is_refused_at_once(tmp_path):
+    path = tmp_path / "m.safetensors"
+    ser.save_safetensors(path, {"w": np.ones(4, np.float32)})
+    with open(path, "r+b") as f:
+        f.truncate(1 << 40)  # 1 TiB of holes after a header that covers 16 bytes
+    with deadline(10):
+        with pytest.raises(ser.MalformedDataError, match="the tensors cover 16 bytes of data"):
+            ser.load_safetensors(path)
+
+
+def test_a_sparse_file_that_claims_all_its_holes_is_refused_without_reading(tmp_path):
+    size = 1 << 43  # 8 TiB: more than this machine can allocate
+    raw = json.dumps({"w": {"dtype": "U8", "shape": [size], "data_offsets": [0, size]}}).encode()
+    path = tmp_path / "m.safetensors"
+    with open(path, "wb") as f:
+        f.write(len(raw).to_bytes(8, "little") + raw)
+        f.truncate(8 + len(raw) + size)
+    with deadline(10):
+        with pytest.raises(ser.MalformedDataError, match=f"tensor 'w' needs {size} bytes"):
+            ser.load_safetensors(path)

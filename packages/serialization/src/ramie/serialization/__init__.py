@@ -21,7 +21,7 @@ True
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
-from ._checkpoint import CheckpointManager
+from ._checkpoint import CheckpointManager, StepStatus
 from ._errors import (
     CheckpointCorruptError,
     CheckpointError,
@@ -49,6 +49,7 @@ __all__ = [
     "RestoreMismatchWarning",
     "SerializationError",
     "StateMismatchError",
+    "StepStatus",
     "UnsupportedTypeError",
     "flatten_keys",
     "from_bytes",

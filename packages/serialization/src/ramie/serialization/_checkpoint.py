@@ -4,19 +4,25 @@ Each save writes a step into a hidden temporary directory, fsyncs every file
 and the directory, writes the ``COMMIT`` marker last, then renames the
 directory into place (``step_<n>``) and fsyncs the parent. A crash at any
 instant leaves either the old set of checkpoints or the new one, never a
-half-written step that looks committed; leftovers are removed the next time a
-manager opens the directory.
+half-written step that looks committed.
+
+Readers (opening a manager, listing, ``restore``, ``metadata``, ``check``)
+change nothing on disk. Writers coordinate through ``fcntl`` locks
+(``_locks``): renaming a step into place, the retention policy and the removal
+of leftovers run under a directory lock, and a writer removes only its own
+temporary directories or those of writers that provably died. A step directory
+is removed only by the retention policy, never because it fails to verify.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import re
-import shutil
-import threading
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,12 +30,12 @@ import jax
 import numpy as np
 
 from . import _checkpoint_io as io
-from . import _errors
+from . import _errors, _locks
+from ._background import BackgroundSaves
 from ._msgpack import Segments, encode
 from ._state_dict import apply, check, convert, to_state_dict
 
 _STEP_DIR = re.compile(r"^step_(0|[1-9][0-9]*)$")
-_TMP_PREFIX, _TRASH_PREFIX = ".tmp-", ".trash-"
 
 
 def _snapshot(tree: Any, copy: bool) -> Any:
@@ -51,15 +57,43 @@ def _snapshot(tree: Any, copy: bool) -> Any:
     return state_dict
 
 
+@dataclass(frozen=True)
+class StepStatus:
+    """What ``CheckpointManager.check()`` found for one step directory.
+
+    ``status`` is ``"good"`` (every file matches its ``COMMIT`` record),
+    ``"corrupt"`` (``detail`` says which file and what failed) or
+    ``"incomplete"`` (no ``COMMIT`` yet: being written or copied in).
+    """
+
+    step: int
+    status: Literal["good", "corrupt", "incomplete"]
+    detail: str = ""
+
+
 class CheckpointManager:
     """Save and restore numbered checkpoints of a State (or any tree) in ``directory``.
 
     ``max_to_keep`` keeps only the newest N steps (None: all). ``keep_best``
     instead keeps the N best by a metric: a metadata key or a function of the
     metadata, higher is better unless ``best_mode="min"``; the newest step is
-    always kept too. ``background=True`` makes ``save`` return as soon as the
-    arrays are copied to host memory while a thread writes them; ``wait()``
-    blocks until it is done (and re-raises its error, as the next ``save`` does).
+    always kept too. A NaN or infinite metric (or a step whose metadata cannot be
+    read) never ranks as best: such steps rank below every finite one, newest
+    first among themselves; equal metrics keep the newer step.
+
+    ``background=True`` makes ``save`` return as soon as the arrays are copied to
+    host memory while a thread writes them. Each thread has at most one
+    background save in flight; its failure is raised by that thread's next
+    ``save()`` or ``wait()`` (never by another thread's call). A failure nobody
+    saw is printed to stderr when the interpreter exits, with exit status 1.
+
+    Opening a manager, ``all_steps``, ``latest_step``, ``restore``, ``metadata``
+    and ``check`` change nothing on disk. Several threads may share one manager,
+    and several managers and processes may save into one directory: each
+    committed step stays committed until the retention policy removes it.
+    Damage is reported, never skipped: restoring a step that fails verification
+    raises ``CheckpointCorruptError`` naming the step, the file and the check;
+    ``check()`` lists each step as good, corrupt or incomplete.
 
     >>> import tempfile, jax, jax.numpy as jnp
     >>> from ramie import core
@@ -71,6 +105,8 @@ class CheckpointManager:
     ...     manager.save(step, state, metadata={"loss": 1.0 / (step + 1)})
     >>> manager.all_steps(), manager.latest_step()
     ([1, 2], 2)
+    >>> [s.status for s in manager.check()]
+    ['good', 'good']
     >>> abstract = jax.eval_shape(lambda: state)
     >>> manager.restore(target=abstract).w.value.tolist()
     [1.0, 1.0, 1.0]
@@ -95,32 +131,34 @@ class CheckpointManager:
         self.keep_best = keep_best
         self.best_mode = best_mode
         self.background = background
-        self._thread: threading.Thread | None = None
-        self._error: tuple[int, BaseException] | None = None
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._clean_up()
+        self._writer = _locks.WriterLock(self.directory)
+        self._saves = BackgroundSaves(self.directory)
 
     # -- listing ---------------------------------------------------------------
     def _step_dir(self, step: int) -> Path:
         return self.directory / f"step_{step}"
 
-    def _scan(self) -> tuple[list[int], list[Path]]:
-        """Committed steps (sorted) and the directory entries that are not checkpoints."""
-        steps, junk = [], []
-        for entry in os.scandir(self.directory):
+    def _scan(self) -> tuple[list[int], list[int]]:
+        """Committed steps (with a ``COMMIT``) and incomplete ones (without), sorted."""
+        committed, incomplete = [], []
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return [], []
+        for entry in entries:
             match = _STEP_DIR.match(entry.name)
-            if match and entry.is_dir(follow_symlinks=False):
+            if match and entry.is_dir():
                 step = int(match.group(1))
-                if io.read_commit(Path(entry.path), step) is not None:
-                    steps.append(step)
-                else:
-                    junk.append(Path(entry.path))
-            elif entry.name.startswith((_TMP_PREFIX, _TRASH_PREFIX)):
-                junk.append(Path(entry.path))
-        return sorted(steps), junk
+                has_commit = os.path.lexists(os.path.join(entry.path, io.COMMIT_FILE))
+                (committed if has_commit else incomplete).append(step)
+        return sorted(committed), sorted(incomplete)
 
     def all_steps(self) -> list[int]:
-        """Every committed step, oldest first."""
+        """Every committed step (its ``COMMIT`` marker is present), oldest first.
+
+        A committed step may still fail verification when restored; ``check()``
+        tells. Steps without a marker (being copied in) are not listed.
+        """
         return self._scan()[0]
 
     def latest_step(self) -> int | None:
@@ -128,19 +166,59 @@ class CheckpointManager:
         steps = self.all_steps()
         return steps[-1] if steps else None
 
-    def _clean_up(self) -> None:
-        """Remove temporary directories and step directories without a valid COMMIT."""
-        for path in self._scan()[1]:
-            shutil.rmtree(path, ignore_errors=True)
+    def check(self, steps: list[int] | None = None) -> list[StepStatus]:
+        """Verify steps (every step directory by default): one ``StepStatus`` each, by step.
+
+        Reads every file and checks sizes and CRC-32s against the ``COMMIT``
+        record, as ``restore`` does, without building the arrays. Changes nothing.
+
+        >>> import tempfile, numpy as np
+        >>> from ramie.serialization import CheckpointManager
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> manager = CheckpointManager(tmp.name)
+        >>> manager.save(0, {"x": np.zeros(2)})
+        >>> manager.check()
+        [StepStatus(step=0, status='good', detail='')]
+        >>> tmp.cleanup()
+        """
+        committed, incomplete = self._scan()
+        wanted = sorted(committed + incomplete) if steps is None else sorted(steps)
+        out = []
+        for step in wanted:
+            if step in incomplete:
+                out.append(StepStatus(step, "incomplete", f"{self._step_dir(step)} has no COMMIT"))
+                continue
+            try:
+                self._verify(step)
+            except _errors.CheckpointError as e:
+                out.append(StepStatus(step, "corrupt", str(e)))
+            else:
+                out.append(StepStatus(step, "good"))
+        return out
+
+    def _verify(self, step: int) -> None:
+        step_dir = self._step_dir(step)
+        with self._reading(step_dir, step):
+            commit = io.read_commit(step_dir, step)
+            index = io.read_small(step_dir, io.INDEX_FILE, commit, verify=True)
+            info = commit["files"][io.STATE_FILE]
+            try:
+                io.parse_index(index, info["size"])
+            except ValueError as e:
+                raise io.Corrupt(io.INDEX_FILE, str(e)) from None
+            self._read_metadata(step_dir, commit)
+            io.verify_file(step_dir / io.STATE_FILE, info["size"], info["crc32"])
 
     # -- saving ----------------------------------------------------------------
     def save(self, step: int, state: Any, *, metadata: Mapping[str, Any] | None = None) -> None:
         """Write ``state`` as checkpoint ``step`` (atomically; in the background if asked).
 
         ``metadata`` is a JSON-serializable mapping kept beside the state
-        (``manager.metadata(step)`` reads it back).
+        (``manager.metadata(step)`` reads it back). With ``background=True``
+        this first waits for the calling thread's previous background save and
+        raises its error, if it failed.
         """
-        self.wait()
+        self._saves.wait()
         if type(step) is not int or step < 0:
             raise _errors.CheckpointError(_errors.BAD_STEP.format(found=step))
         if self._step_dir(step).exists():
@@ -152,99 +230,167 @@ class CheckpointManager:
         except (TypeError, ValueError) as e:
             raise _errors.CheckpointError(_errors.BAD_METADATA.format(detail=e)) from None
         if self.keep_best is not None:
-            self._score(step, dict(metadata or {}))
+            self._score(step, dict(metadata or {}), strict=True)
         state_dict = _snapshot(state, copy=self.background)
         segments = Segments()
         skeleton = encode(state_dict, segments)
         if not self.background:
             self._write(step, segments, skeleton, meta_bytes)
             return
-        self._thread = threading.Thread(
-            target=self._write_in_background,
-            args=(step, segments, skeleton, meta_bytes),
-            name=f"ramie-checkpoint-{step}",
-            daemon=False,
-        )
-        self._thread.start()
-
-    def _write_in_background(self, step: int, *args: Any) -> None:
-        try:
-            self._write(step, *args)
-        except BaseException as e:  # re-raised by wait()
-            self._error = (step, e)
+        self._saves.start(step, lambda: self._write(step, segments, skeleton, meta_bytes))
 
     def _write(self, step: int, segments: Segments, skeleton: Any, meta_bytes: bytes) -> None:
-        tmp = self.directory / f"{_TMP_PREFIX}step_{step}-{uuid.uuid4().hex[:12]}"
-        tmp.mkdir()
+        where = self.directory
+        tmp, committed = None, False
         try:
-            files = {
-                io.STATE_FILE: io.write_parts(tmp / io.STATE_FILE, segments.parts),
-                io.INDEX_FILE: io.write_index(tmp / io.INDEX_FILE, skeleton, segments.leaves),
-                io.METADATA_FILE: io.write_small(tmp / io.METADATA_FILE, meta_bytes),
-            }
-            commit = {"format": io.FORMAT, "version": io.VERSION, "step": step, "files": files}
-            io.write_small(tmp / io.COMMIT_FILE, json.dumps(commit, indent=1).encode())
+            self.directory.mkdir(parents=True, exist_ok=True)
+            token = self._writer.token()
+            tmp = where = self.directory / _locks.tmp_name(step, token)
+            tmp.mkdir()
+            where = tmp / io.STATE_FILE
+            files = {io.STATE_FILE: io.write_parts(where, segments.parts)}
+            where = tmp / io.INDEX_FILE
+            files[io.INDEX_FILE] = io.write_index(where, skeleton, segments.leaves)
+            where = tmp / io.METADATA_FILE
+            files[io.METADATA_FILE] = io.write_small(where, meta_bytes)
+            where = tmp / io.COMMIT_FILE
+            io.write_small(where, io.encode_commit(step, files))
+            where = tmp
             io.fsync_dir(tmp)
-            final = self._step_dir(step)
-            if final.exists():
-                raise _errors.CheckpointError(
-                    _errors.STEP_EXISTS.format(step=step, directory=self.directory)
-                )
-            os.rename(tmp, final)
-            io.fsync_dir(self.directory)
+            with _locks.directory_lock(self.directory):
+                final = self._step_dir(step)
+                if os.path.lexists(final):
+                    raise _errors.CheckpointError(
+                        _errors.STEP_EXISTS.format(step=step, directory=self.directory)
+                    )
+                where = final
+                os.rename(tmp, final)
+                tmp, committed = None, True
+                where = self.directory
+                io.fsync_dir(self.directory)
+                self._retain(token)
+                _locks.remove_abandoned(self.directory, token)
+        except OSError as e:
+            raise self._save_failed(step, where, tmp, committed, e) from e
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp is not None:
+                _locks.remove_tree(tmp)
             raise
-        self._prune()
+
+    def _save_failed(
+        self, step: int, where: Path, tmp: Path | None, committed: bool, error: OSError
+    ) -> _errors.CheckpointError:
+        detail = f"{type(error).__name__}: {error}"
+        if committed:
+            message = _errors.AFTER_COMMIT_FAILED.format(step=step, path=where, detail=detail)
+            return _errors.CheckpointError(message)
+        if tmp is not None:
+            _locks.remove_tree(tmp)
+            if os.path.lexists(tmp):
+                return _errors.CheckpointError(
+                    _errors.SAVE_FAILED_KEPT.format(
+                        step=step, path=where, detail=detail, tmp=tmp, cleanup="it is still there"
+                    )
+                )
+        return _errors.CheckpointError(
+            _errors.SAVE_FAILED.format(step=step, path=where, detail=detail)
+        )
 
     def wait(self) -> None:
-        """Block until a background save has finished; raise its error if it failed."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._error is not None:
-            step, error = self._error
-            self._error = None
-            raise _errors.CheckpointError(
-                _errors.BACKGROUND_FAILED.format(
-                    step=step, detail=f"{type(error).__name__}: {error}"
-                )
-            ) from error
+        """Block until the calling thread's background save is done; raise its error if any."""
+        self._saves.wait()
 
     # -- keeping ---------------------------------------------------------------
-    def _score(self, step: int, metadata: Mapping[str, Any]) -> float:
+    def _score(self, step: int, metadata: Mapping[str, Any], strict: bool = False) -> float | None:
+        """The step's rank value (higher is better), or None when it cannot rank as best."""
         if callable(self.keep_best):
             value = self.keep_best(metadata)
         elif self.keep_best in metadata:
             value = metadata[self.keep_best]
-        else:
+        elif strict:
             raise _errors.CheckpointError(
                 _errors.MISSING_BEST_METRIC.format(
                     metric=self.keep_best, step=step, metadata=dict(metadata)
                 )
             )
-        value = float(value)
-        return value if self.best_mode == "max" else -value
+        else:
+            return None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            if strict:
+                raise _errors.CheckpointError(
+                    _errors.BAD_METRIC.format(metric=self.keep_best, step=step, value=value)
+                ) from None
+            return None
+        if not math.isfinite(number):
+            return None
+        return number if self.best_mode == "max" else -number
 
-    def _prune(self) -> None:
+    def _stored_score(self, step: int) -> float | None:
+        try:
+            return self._score(step, self._metadata(step))
+        except _errors.CheckpointError:
+            return None  # unreadable metadata never ranks as best
+
+    def _keep(self, steps: list[int]) -> set[int]:
+        if self.keep_best is None:
+            return set(steps[-self.max_to_keep :])
+        scores = {s: self._stored_score(s) for s in steps}
+        ranked = sorted(
+            steps,
+            key=lambda s: (scores[s] is not None, scores[s] or 0.0, s),
+            reverse=True,
+        )
+        return set(ranked[: self.max_to_keep]) | {steps[-1]}
+
+    def _retain(self, token: str) -> None:
+        """Apply max_to_keep / keep_best; the directory lock is held."""
         steps = self.all_steps()
         if self.max_to_keep is None or len(steps) <= self.max_to_keep:
             return
-        if self.keep_best is None:
-            keep = set(steps[-self.max_to_keep :])
-        else:
-            scores = {s: self._score(s, self._metadata(s)) for s in steps}
-            best = sorted(steps, key=lambda s: (scores[s], s), reverse=True)
-            keep = set(best[: self.max_to_keep]) | {steps[-1]}
+        keep = self._keep(steps)
         for step in steps:
-            if step not in keep:
-                trash = self.directory / f"{_TRASH_PREFIX}step_{step}-{uuid.uuid4().hex[:12]}"
+            if step in keep:
+                continue
+            trash = self.directory / _locks.trash_name(step, token)
+            try:
                 os.rename(self._step_dir(step), trash)
-                io.fsync_dir(self.directory)
-                shutil.rmtree(trash, ignore_errors=True)
+            except FileNotFoundError:
+                continue  # removed by another writer (or by hand) meanwhile
+            io.fsync_dir(self.directory)
+            _locks.remove_tree(trash)
 
     # -- restoring -------------------------------------------------------------
-    def _commit(self, step: int | None) -> tuple[int, Path, dict]:
+    @contextlib.contextmanager
+    def _reading(self, step_dir: Path, step: int) -> Iterator[None]:
+        """Turn what goes wrong while reading a step into the library's errors."""
+        try:
+            yield
+        except io.Corrupt as e:
+            raise _errors.CheckpointCorruptError(
+                _errors.CORRUPT_FILE.format(file=step_dir / e.name, detail=e, step=step)
+            ) from None
+        except io.NotRegularFile as e:
+            detail = f"it is a {e.kind}, not a regular file"
+            raise _errors.CheckpointCorruptError(
+                _errors.CORRUPT_FILE.format(file=e.path, detail=detail, step=step)
+            ) from None
+        except OSError as e:
+            if not step_dir.exists():
+                raise _errors.CheckpointError(
+                    _errors.STEP_VANISHED.format(step=step, directory=self.directory)
+                ) from e
+            file = Path(e.filename) if e.filename else step_dir
+            if isinstance(e, FileNotFoundError):
+                raise _errors.CheckpointCorruptError(
+                    _errors.CORRUPT_FILE.format(file=file, detail="it is missing", step=step)
+                ) from None
+            raise _errors.CheckpointError(
+                _errors.READ_FAILED.format(file=file, step=step, detail=e)
+            ) from e
+
+    def _choose(self, step: int | None) -> tuple[int, Path]:
         steps = self.all_steps()
         chosen = steps[-1] if step is None and steps else step
         if chosen is None or chosen not in steps:
@@ -255,30 +401,30 @@ class CheckpointManager:
                     steps=steps,
                 )
             )
-        step_dir = self._step_dir(chosen)
-        commit = io.read_commit(step_dir, chosen)
-        if commit is None:  # removed or damaged since the scan
-            raise _errors.CheckpointError(
-                _errors.NO_CHECKPOINT.format(
-                    directory=self.directory, which=f" for step {chosen}", steps=steps
-                )
-            )
-        return chosen, step_dir, commit
+        return chosen, self._step_dir(chosen)
 
     def metadata(self, step: int | None = None) -> dict[str, Any]:
         """The metadata saved with ``step`` (the latest when None)."""
-        self.wait()
+        self._saves.join()
         return self._metadata(step)
 
     def _metadata(self, step: int | None) -> dict[str, Any]:
-        _, step_dir, commit = self._commit(step)
+        chosen, step_dir = self._choose(step)
+        with self._reading(step_dir, chosen):
+            return self._read_metadata(step_dir, io.read_commit(step_dir, chosen))
+
+    @staticmethod
+    def _read_metadata(step_dir: Path, commit: dict) -> dict[str, Any]:
         if io.METADATA_FILE not in commit["files"]:
             return {}
         data = io.read_small(step_dir, io.METADATA_FILE, commit, verify=True)
         try:
-            return json.loads(data)
+            meta = json.loads(data)
         except ValueError as e:
-            raise io._corrupt(step_dir, io.METADATA_FILE, commit, str(e)) from None
+            raise io.Corrupt(io.METADATA_FILE, f"it is not valid JSON ({e})") from None
+        if not isinstance(meta, dict):
+            raise io.Corrupt(io.METADATA_FILE, f"it holds a {type(meta).__name__}, not a dict")
+        return meta
 
     def restore(
         self,
@@ -288,7 +434,7 @@ class CheckpointManager:
         strict: bool = True,
         verify: bool = True,
     ) -> Any:
-        """Read checkpoint ``step`` (the latest when None), into ``target`` when given.
+        """Read checkpoint ``step`` (the latest committed when None), into ``target`` if given.
 
         ``target`` may be a State or pure dict of real arrays, or an abstract one
         (``jax.eval_shape``, ``jax.ShapeDtypeStruct`` leaves): nothing is
@@ -296,26 +442,29 @@ class CheckpointManager:
         leaves' shardings. Keys, shapes and dtypes are checked before any array
         is read (see ``from_state_dict`` for ``strict``). Without a target, the
         nested dict of numpy arrays is returned. ``verify`` checks every file's
-        CRC-32 against the ``COMMIT`` record.
+        CRC-32 (metadata included) against the ``COMMIT`` record, which checks its
+        own. A step that fails a check raises
+        ``CheckpointCorruptError``; an older step is never returned instead.
         """
-        self.wait()
-        chosen, step_dir, commit = self._commit(step)
-        index = io.read_small(step_dir, io.INDEX_FILE, commit, verify)
-        size = commit["files"][io.STATE_FILE]["size"]
-        try:
-            skeleton, leaves = io.parse_index(index, size)
-        except ValueError as e:
-            raise io._corrupt(step_dir, io.INDEX_FILE, commit, str(e)) from None
-        bad: set[str] = set()
-        if target is not None:
-            pending = io.fill(skeleton, lambda n: io.Pending(leaves[n][1], leaves[n][2]))
-            bad = check(target, pending, strict=strict, what=f"restore(step={chosen})")
-            skeleton, leaves = io.parse_index(index, size)
-        crc = commit["files"][io.STATE_FILE]["crc32"] if verify else None
-        try:
+        self._saves.join()
+        chosen, step_dir = self._choose(step)
+        with self._reading(step_dir, chosen):
+            commit = io.read_commit(step_dir, chosen)
+            index = io.read_small(step_dir, io.INDEX_FILE, commit, verify)
+            if verify and io.METADATA_FILE in commit["files"]:
+                io.read_small(step_dir, io.METADATA_FILE, commit, verify)
+            size = commit["files"][io.STATE_FILE]["size"]
+            try:
+                skeleton, leaves = io.parse_index(index, size)
+            except ValueError as e:
+                raise io.Corrupt(io.INDEX_FILE, str(e)) from None
+            bad: set[str] = set()
+            if target is not None:
+                pending = io.fill(skeleton, lambda n: io.Pending(leaves[n][1], leaves[n][2]))
+                bad = check(target, pending, strict=strict, what=f"restore(step={chosen})")
+                skeleton, leaves = io.parse_index(index, size)
+            crc = commit["files"][io.STATE_FILE]["crc32"] if verify else None
             arrays = io.read_leaves(step_dir / io.STATE_FILE, leaves, size, crc)
-        except (OSError, ValueError, EOFError) as e:
-            raise io._corrupt(step_dir, io.STATE_FILE, commit, str(e)) from None
         data = io.fill(skeleton, arrays.__getitem__)
         if target is None:
             return data

@@ -9,7 +9,13 @@ A step directory holds
   ``state.msgpack``, so restoring reads each array straight into its buffer;
 - ``metadata.json``: the user's metadata;
 - ``COMMIT``: written last; JSON naming the step and every other file with its
-  size and CRC-32. A directory without a valid ``COMMIT`` is not a checkpoint.
+  size and CRC-32, then a line ``crc32 <hex>`` holding the CRC-32 of the JSON
+  itself, so damage to the marker is detected like damage to any other file.
+  A directory without a ``COMMIT`` is an incomplete step (being written or copied).
+
+Every file is opened without following it into a FIFO or device: ``open_regular``
+opens non-blocking, checks ``fstat`` says a regular file (symlinks are resolved by
+the open, so the target is what is checked), and reads only through that descriptor.
 
 Array bytes are written from the arrays' own memory and read into freshly
 allocated arrays, while a second thread computes the CRC of what passed, so
@@ -26,7 +32,10 @@ from __future__ import annotations
 import json
 import math
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+import queue
+import re
+import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -48,30 +57,49 @@ STATE_FILE, INDEX_FILE, METADATA_FILE, COMMIT_FILE = (
     "COMMIT",
 )
 FORMAT = "ramie-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the COMMIT carries its own CRC; version-1 steps (without it) still restore
+INDEX_VERSION = 1
 PIECE = 64 << 20  # bytes per write/read call (and per CRC task)
 SMALL = 1 << 20  # parts smaller than this are batched into one write
 MAX_SMALL_FILE = 256 << 20  # COMMIT, index and metadata are never larger than this
 
 
 class _Crc:
-    """A running CRC-32 computed on a worker thread, in the order buffers are fed."""
+    """A running CRC-32 computed on a worker thread, in the order buffers are fed.
+
+    A plain thread and queue rather than an executor: ``concurrent.futures``
+    refuses new work once the interpreter starts exiting, and a background save
+    must still finish then.
+    """
 
     def __init__(self) -> None:
         self.value = 0
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="ramie-crc")
-        self._futures: list[Future] = []
+        self._error: BaseException | None = None
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="ramie-crc", daemon=True)
+        self._thread.start()
 
     def feed(self, buf: Any) -> None:
-        self._futures.append(self._pool.submit(self._update, buf))
+        self._queue.put(buf)
 
-    def _update(self, buf: Any) -> None:
-        self.value = crc32(buf, self.value)
+    def _run(self) -> None:
+        while (buf := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self.value = crc32(buf, self.value)
+                except BaseException as e:  # re-raised by result()
+                    self._error = e
+
+    def close(self) -> None:
+        """Stop the worker (idempotent); ``result()`` does it too."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
     def result(self) -> int:
-        self._pool.shutdown(wait=True)
-        for future in self._futures:
-            future.result()
+        self.close()
+        if self._error is not None:
+            raise self._error
         return self.value
 
 
@@ -93,6 +121,13 @@ def _write_all(f: Any, buf: memoryview) -> None:
 def write_parts(path: Path, parts: list) -> dict[str, int]:
     """Write ``parts`` (bytes and array buffers) to ``path``, fsync it; return size and CRC."""
     crc = _Crc()
+    try:
+        return _write_parts(path, parts, crc)
+    finally:
+        crc.close()
+
+
+def _write_parts(path: Path, parts: list, crc: _Crc) -> dict[str, int]:
     size = 0
     pending = bytearray()
     with open(path, "wb", buffering=0) as f:
@@ -131,62 +166,129 @@ def write_small(path: Path, data: bytes) -> dict[str, int]:
     return {"size": len(data), "crc32": crc32(data)}
 
 
-def read_commit(step_dir: Path, step: int) -> dict | None:
-    """The parsed ``COMMIT`` of ``step_dir`` if it is a valid marker for ``step``, else None.
+class Corrupt(ValueError):
+    """A file of a step fails a check: ``name`` is the file, the message what failed."""
 
-    Valid means: JSON of the ramie checkpoint format naming this step, and every
-    file it lists present with the recorded size (CRCs are checked on restore).
+    def __init__(self, name: str, detail: str):
+        super().__init__(detail)
+        self.name = name
+
+
+_KINDS = (
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISFIFO, "FIFO (named pipe)"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+)
+
+
+class NotRegularFile(OSError):
+    """The path exists but is not a regular file (FIFO, device, directory, socket)."""
+
+    def __init__(self, path: Path | str, kind: str):
+        super().__init__(_errors.NOT_REGULAR.format(file=path, kind=kind))
+        self.path, self.kind = Path(path), kind
+
+
+def open_regular(path: Path | str) -> tuple[Any, int]:
+    """Open ``path`` for reading if it is a regular file; return ``(file, size)``.
+
+    The open never blocks (``O_NONBLOCK``: a FIFO without a writer would block a
+    plain open forever) and follows symlinks, so ``fstat`` checks what the data
+    is actually read from. Raises ``NotRegularFile`` (an ``OSError``) otherwise.
     """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        path = step_dir / COMMIT_FILE
-        if path.stat().st_size > MAX_SMALL_FILE:
-            return None
-        commit = json.loads(path.read_bytes())
-        if not (
-            isinstance(commit, dict)
-            and commit.get("format") == FORMAT
-            and commit.get("version") == VERSION
-            and commit.get("step") == step
-            and isinstance(commit.get("files"), dict)
-            and STATE_FILE in commit["files"]
-            and INDEX_FILE in commit["files"]
-        ):
-            return None
-        for name, info in commit["files"].items():
-            if name not in (STATE_FILE, INDEX_FILE, METADATA_FILE):
-                return None
-            if (step_dir / name).stat().st_size != info["size"]:
-                return None
-            if not isinstance(info["crc32"], int):
-                return None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return commit
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((k for test, k in _KINDS if test(st.st_mode)), "special file")
+            raise NotRegularFile(path, kind)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb", buffering=0), st.st_size
+    except BaseException:
+        os.close(fd)
+        raise
 
 
-def read_small(step_dir: Path, name: str, commit: dict, verify: bool) -> bytes:
-    """Read one of the small files of a committed step, checking size and CRC."""
-    info = commit["files"][name]
-    if info["size"] > MAX_SMALL_FILE:
-        raise _corrupt(step_dir, name, commit, f"it claims {info['size']} bytes")
-    data = (step_dir / name).read_bytes()
-    if len(data) != info["size"]:
-        raise _corrupt(step_dir, name, commit, f"{len(data)} bytes, expected {info['size']}")
-    if verify and crc32(data) != info["crc32"]:
-        raise _corrupt(step_dir, name, commit, "its CRC-32 does not match the COMMIT record")
+def read_file(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``, refusing one larger than ``limit``."""
+    f, size = open_regular(path)
+    with f:
+        if size > limit:
+            raise Corrupt(path.name, f"it holds {size} bytes, more than the {limit} allowed")
+        data = f.read(size + 1)
+    if len(data) != size:
+        raise Corrupt(path.name, f"it changed size while being read ({size} -> {len(data)})")
     return data
 
 
-def _corrupt(step_dir: Path, name: str, commit: dict, detail: str) -> _errors.CheckpointError:
-    return _errors.CheckpointCorruptError(
-        _errors.CORRUPT_FILE.format(file=step_dir / name, detail=detail, step=commit.get("step"))
-    )
+def encode_commit(step: int, files: dict) -> bytes:
+    """The bytes of a ``COMMIT`` marker: JSON, then the JSON's own CRC-32 on a last line."""
+    body = json.dumps(
+        {"format": FORMAT, "version": VERSION, "step": step, "files": files}, indent=1
+    ).encode()
+    return body + b"\ncrc32 %08x\n" % crc32(body)
+
+
+_TRAILER = re.compile(rb"\ncrc32 ([0-9a-f]{8})\n\Z")
+
+
+def parse_commit(data: bytes, step: int) -> dict:
+    """Check a ``COMMIT`` marker's bytes for ``step``; return it or raise ``Corrupt``."""
+    trailer = _TRAILER.search(data)
+    body = data[: trailer.start()] if trailer else data
+    if trailer and int(trailer.group(1), 16) != crc32(body):
+        raise Corrupt(COMMIT_FILE, "its own CRC-32 (last line) does not match its contents")
+    try:
+        commit = json.loads(body)
+    except ValueError as e:
+        raise Corrupt(COMMIT_FILE, f"it is not valid JSON ({e})") from None
+    expected_version = VERSION if trailer else 1
+    if not isinstance(commit, dict) or commit.get("format") != FORMAT:
+        raise Corrupt(COMMIT_FILE, f"it is not a {FORMAT} marker")
+    if commit.get("version") != expected_version:
+        raise Corrupt(COMMIT_FILE, f"it has version {commit.get('version')!r:.20}")
+    if commit.get("step") != step:
+        raise Corrupt(COMMIT_FILE, f"it names step {commit.get('step')!r:.20}, not {step}")
+    files = commit.get("files")
+    if not isinstance(files, dict) or not {STATE_FILE, INDEX_FILE} <= set(files):
+        raise Corrupt(COMMIT_FILE, f"it does not list {STATE_FILE} and {INDEX_FILE}")
+    for name, info in files.items():
+        if name not in (STATE_FILE, INDEX_FILE, METADATA_FILE):
+            raise Corrupt(COMMIT_FILE, f"it lists an unknown file {name!r:.40}")
+        if not (
+            isinstance(info, dict)
+            and type(info.get("size")) is int
+            and type(info.get("crc32")) is int
+            and info["size"] >= 0
+        ):
+            raise Corrupt(COMMIT_FILE, f"its record of {name} is not {{size, crc32}}")
+    return commit
+
+
+def read_commit(step_dir: Path, step: int) -> dict:
+    """The checked ``COMMIT`` of ``step_dir``; raises ``Corrupt`` or ``OSError``."""
+    return parse_commit(read_file(step_dir / COMMIT_FILE, MAX_SMALL_FILE), step)
+
+
+def read_small(step_dir: Path, name: str, commit: dict, verify: bool) -> bytes:
+    """Read one of the small files of a committed step, checking size (and CRC)."""
+    info = commit["files"][name]
+    if info["size"] > MAX_SMALL_FILE:
+        raise Corrupt(COMMIT_FILE, f"it claims {info['size']} bytes for {name}")
+    data = read_file(step_dir / name, MAX_SMALL_FILE)
+    if len(data) != info["size"]:
+        raise Corrupt(name, f"it holds {len(data)} bytes, the COMMIT records {info['size']}")
+    if verify and crc32(data) != info["crc32"]:
+        raise Corrupt(name, "its CRC-32 does not match the COMMIT record")
+    return data
 
 
 def write_index(path: Path, skeleton: Any, leaves: list) -> dict[str, int]:
     """Write the index (skeleton + array table) and fsync it."""
     data = msgpack.packb(
-        {"version": VERSION, "tree": skeleton, "leaves": leaves}, use_bin_type=True
+        {"version": INDEX_VERSION, "tree": skeleton, "leaves": leaves}, use_bin_type=True
     )
     return write_small(path, data)
 
@@ -232,7 +334,7 @@ def parse_index(data: bytes, state_size: int) -> tuple[Any, list]:
         raise
     except Exception as e:
         raise ValueError(f"not valid msgpack ({type(e).__name__}: {e})") from None
-    if not isinstance(index, dict) or index.get("version") != VERSION:
+    if not isinstance(index, dict) or index.get("version") != INDEX_VERSION:
         raise ValueError("not a version-1 ramie checkpoint index")
     raw = index.get("leaves")
     if not isinstance(raw, list):
@@ -301,20 +403,26 @@ def _read_exact(f: Any, view: memoryview) -> None:
     while len(view):
         n = f.readinto(view)
         if not n:
-            raise EOFError("the file ended early")
+            raise Corrupt(STATE_FILE, "it ended early")
         view = view[n:]
 
 
 PAGE = 4096
+ALIGN_FROM = 1 << 16  # smaller arrays are not page-aligned: the padding would dominate
 
 
 def aligned_empty(dims: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """An uninitialised array whose data starts on a page boundary.
+    """An uninitialised array whose data starts on a page boundary (when large).
 
     JAX's CPU backend adopts such host buffers without copying them
-    (``jax.device_put``), so restoring into jax arrays costs no extra copy.
+    (``jax.device_put``), so restoring into jax arrays costs no extra copy. Arrays
+    under ``ALIGN_FROM`` bytes (empty ones above all) get a plain allocation, so
+    the memory a restore takes stays bounded by the file's size, whatever the
+    number of leaves.
     """
     nbytes = math.prod(dims) * dtype.itemsize
+    if nbytes < ALIGN_FROM:
+        return np.empty(dims, dtype)
     buf = np.empty(nbytes + PAGE, np.uint8)
     start = -buf.ctypes.data % PAGE
     return buf[start : start + nbytes].view(dtype).reshape(dims)
@@ -323,11 +431,28 @@ def aligned_empty(dims: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 def read_leaves(
     path: Path, leaves: list, size: int, expected_crc: int | None
 ) -> list[np.ndarray | np.generic]:
-    """Read every array of ``leaves`` from ``path``; check the file's CRC unless it is None."""
+    """Read every array of ``leaves`` from ``path``; check the file's CRC unless it is None.
+
+    Raises ``Corrupt`` when the file is not what the ``COMMIT`` records.
+    """
     crc = _Crc() if expected_crc is not None else None
+    try:
+        return _read_leaves(path, leaves, size, expected_crc, crc)
+    finally:
+        if crc is not None:
+            crc.close()
+
+
+def _read_leaves(
+    path: Path, leaves: list, size: int, expected_crc: int | None, crc: _Crc | None
+) -> list[np.ndarray | np.generic]:
     out: list[Any] = []
     pos = 0
-    with open(path, "rb", buffering=0) as f:
+    f, real_size = open_regular(path)
+    if real_size != size:
+        f.close()
+        raise Corrupt(STATE_FILE, f"it holds {real_size} bytes, the COMMIT records {size}")
+    with f:
 
         def skip_to(offset: int) -> None:
             nonlocal pos
@@ -359,7 +484,25 @@ def read_leaves(
         if crc is not None:
             skip_to(size)
             if f.read(1):
-                raise ValueError("the file is longer than recorded")
+                raise Corrupt(STATE_FILE, "it is longer than the COMMIT records")
             if crc.result() != expected_crc:
-                raise ValueError("its CRC-32 does not match the COMMIT record")
+                raise Corrupt(STATE_FILE, "its CRC-32 does not match the COMMIT record")
     return out
+
+
+def verify_file(path: Path, size: int, expected_crc: int) -> None:
+    """Check that ``path`` holds ``size`` bytes whose CRC-32 is ``expected_crc``."""
+    f, real_size = open_regular(path)
+    with f:
+        if real_size != size:
+            raise Corrupt(path.name, f"it holds {real_size} bytes, the COMMIT records {size}")
+        buf = memoryview(bytearray(min(PIECE, max(size, 1))))
+        value, left = 0, size
+        while left:
+            n = f.readinto(buf[: min(left, len(buf))])
+            if not n:
+                raise Corrupt(path.name, "it ended early")
+            value = crc32(buf[:n], value)
+            left -= n
+    if value != expected_crc:
+        raise Corrupt(path.name, "its CRC-32 does not match the COMMIT record")

@@ -117,7 +117,62 @@ MALFORMED = "Cannot read the data as ramie/Flax msgpack: {detail}."
 
 CORRUPT_FILE = (
     "Checkpoint file {file} is corrupt: {detail}. The checkpoint at step {step} cannot be "
-    "restored; restore an earlier step (manager.all_steps() lists them)."
+    "restored; nothing was deleted. manager.check() lists every step as good, corrupt or "
+    "incomplete; restore the newest good one with manager.restore(step=...)."
+)
+
+STEP_VANISHED = (
+    "The checkpoint at step {step} in {directory} was removed while it was being read "
+    "(by the retention policy of a writer: max_to_keep / keep_best). Restore a step that "
+    "is kept, e.g. manager.restore() for the latest."
+)
+
+READ_FAILED = (
+    "Cannot read checkpoint file {file} (step {step}): {detail}. Check the file system "
+    "(permissions, the disk); nothing was changed on disk."
+)
+
+SAVE_FAILED = (
+    "Cannot save checkpoint step {step}: writing {path} failed ({detail}). The temporary "
+    "directory was removed and the committed checkpoints are untouched; fix the cause "
+    "(free space, permissions) and save again."
+)
+
+AFTER_COMMIT_FAILED = (
+    "Checkpoint step {step} was committed, but the work after it failed at {path} "
+    "({detail}): older steps may exceed max_to_keep until a later save succeeds. Fix the "
+    "cause (permissions, the disk); step {step} itself is restorable."
+)
+
+SAVE_FAILED_KEPT = (
+    "Cannot save checkpoint step {step}: writing {path} failed ({detail}), and removing "
+    "its temporary directory {tmp} failed too ({cleanup}). The committed checkpoints are "
+    "untouched; remove {tmp} by hand once the cause is fixed."
+)
+
+BAD_METRIC = (
+    "keep_best={metric!r} needs a number for step {step}; got {value!r}. Pass a real "
+    "number (NaN and infinities are accepted but never rank as best)."
+)
+
+BACKGROUND_UNREPORTED = (
+    "ramie.serialization: the background save of step {step} into {directory} failed and "
+    "nobody called manager.wait() or save() afterwards to see it: {detail}"
+)
+
+SAFETENSORS_MALFORMED = (
+    "Cannot read {file}: it is not a valid safetensors file: {detail}. Write it again "
+    "(save_safetensors / safetensors.numpy.save_file), or check the copy is complete."
+)
+
+FLAT_NAMES = (
+    "Cannot read {source}: {detail}. Flat names nest at each '.', so a name cannot be "
+    "both an array and a prefix of another; rename the arrays."
+)
+
+NOT_REGULAR = (
+    "{file} is a {kind}, not a regular file; ramie reads checkpoints and safetensors "
+    "only from regular files (or symlinks to them)."
 )
 
 NO_CHECKPOINT = (
@@ -142,9 +197,10 @@ MISSING_BEST_METRIC = (
     "{step} was saved with metadata {metadata!r}. Pass metadata={{{metric!r}: value}}."
 )
 
-BACKGROUND_FAILED = (
-    "The background save of step {step} failed: {detail}. The previous checkpoints are "
-    "untouched; fix the cause and save again."
+BACKGROUND_FAILED = "The background save of step {step} failed: {detail}"
+
+UNEXPECTED_FAILURE = (
+    "{type_name}: {error}. The previous checkpoints are untouched; fix the cause and save again."
 )
 
 TARGET_IS_MODULE = (

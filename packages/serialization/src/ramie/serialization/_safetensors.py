@@ -18,6 +18,7 @@ import safetensors.numpy
 
 from . import _errors
 from ._msgpack import as_host_array
+from ._safetensors_read import read_safetensors
 from ._state_dict import convert, restore_values, to_state_dict
 
 
@@ -45,8 +46,11 @@ def flatten_keys(tree: Any, sep: str = ".") -> dict[str, Any]:
     return out
 
 
-def unflatten_keys(flat: Mapping[str, Any], sep: str = ".") -> dict[str, Any]:
-    """The nested dict of ``{"a.b": x}`` names: ``{"a": {"b": x}}``."""
+def unflatten_keys(flat: Mapping[str, Any], sep: str = ".", source: str = "the names") -> dict:
+    """The nested dict of ``{"a.b": x}`` names: ``{"a": {"b": x}}``.
+
+    ``source`` names where the names come from in the error a clash raises.
+    """
     root: dict[str, Any] = {}
     for name, value in flat.items():
         *parents, last = name.split(sep)
@@ -55,14 +59,17 @@ def unflatten_keys(flat: Mapping[str, Any], sep: str = ".") -> dict[str, Any]:
             child = node.setdefault(k, {})
             if not isinstance(child, dict):
                 raise _errors.MalformedDataError(
-                    _errors.MALFORMED.format(
-                        detail=f"the name {name!r} goes through {k!r}, which is also an array"
+                    _errors.FLAT_NAMES.format(
+                        source=source,
+                        detail=f"the name {name!r} goes through {k!r}, which is also an array",
                     )
                 )
             node = child
         if last in node:
             raise _errors.MalformedDataError(
-                _errors.MALFORMED.format(detail=f"the name {name!r} clashes with another")
+                _errors.FLAT_NAMES.format(
+                    source=source, detail=f"the name {name!r} clashes with another"
+                )
             )
         node[last] = value
     return root
@@ -120,7 +127,10 @@ def load_safetensors(path: str | os.PathLike, target: Any = None, *, strict: boo
     """Read a safetensors file: a nested dict of numpy arrays, or restored into ``target``.
 
     With a ``target`` (a State, pure dict, or abstract tree from ``jax.eval_shape``)
-    keys, shapes and dtypes are checked as in ``from_state_dict``.
+    keys, shapes and dtypes are checked as in ``from_state_dict``. Only a regular
+    file (or a symlink to one) is read; its header is checked against the file's
+    size before anything is allocated, and any malformed input raises
+    ``MalformedDataError`` naming the file and the tensor.
 
     >>> import numpy as np, tempfile, os
     >>> from ramie.serialization import save_safetensors, load_safetensors
@@ -131,14 +141,8 @@ def load_safetensors(path: str | os.PathLike, target: Any = None, *, strict: boo
     [1.0, 1.0]
     >>> tmp.cleanup()
     """
-    try:
-        with safetensors.safe_open(os.fspath(path), framework="np") as f:
-            flat = {name: f.get_tensor(name) for name in f.keys()}
-    except safetensors.SafetensorError as e:
-        raise _errors.MalformedDataError(
-            _errors.MALFORMED.format(detail=f"{path} is not a valid safetensors file ({e})")
-        ) from None
-    nested = unflatten_keys(flat)
+    flat, _ = read_safetensors(path)
+    nested = unflatten_keys(flat, source=f"safetensors file {path}")
     if target is None:
         return nested
     return restore_values(target, nested, strict=strict, what="load_safetensors()", load=convert)

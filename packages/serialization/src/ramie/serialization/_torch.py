@@ -90,5 +90,9 @@ def from_torch_state_dict(
             leaf = _LEAF_NAMES.get(leaf, leaf)
         flat[base + leaf] = array
     return restore_values(
-        target, unflatten_keys(flat), strict=strict, what="from_torch_state_dict()", load=convert
+        target,
+        unflatten_keys(flat, source="the torch state dict"),
+        strict=strict,
+        what="from_torch_state_dict()",
+        load=convert,
     )
