@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
 from ._api import clone, graphdef, merge, pop, split, state, update
+from ._caches import clear_caches
 from ._diff import Change
 from ._diff import changes as graph_changes
 from ._display import display, render, summary
@@ -85,6 +86,7 @@ __all__ = [
     "TraceLeakError",
     "UnclassifiableAttributeError",
     "Variable",
+    "clear_caches",
     "clone",
     "display",
     "flatten",

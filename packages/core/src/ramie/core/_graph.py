@@ -19,6 +19,7 @@ from typing import Any
 import jax
 
 from . import _codegen, _errors, _tracking
+from ._caches import BoundedCache
 from ._codegen import ARRAY as _ARRAY
 from ._codegen import DICT as _DICT
 from ._codegen import LIST as _LIST
@@ -210,8 +211,8 @@ class FlatGraph:
             )
 
         states = _codegen.cached(("states", graphdef, assignment, count), make)(self.refs)
-        if _tracking.FRAMES:  # the copies are new objects, owned by the running transform
-            frame = _tracking.FRAMES[-1]
+        frame = _tracking.current_frame()
+        if frame is not None:  # the copies are new objects, owned by the running transform
             leaves = (v for s in states for v in s.flat_state().values())
             frame.own(v for v in leaves if isinstance(v, Variable))
         return states
@@ -258,8 +259,8 @@ class FlatGraph:
         return self._index
 
 
-_CACHE: dict[Hashable, FlatGraph] = {}
-_CACHE_SIZE = 512
+#: Flattened structures per root (ids), at most 512; an entry goes when a root dies.
+_CACHE = BoundedCache("structures", 512)
 
 
 def _root_key(obj: Any) -> Hashable | None:
@@ -318,15 +319,13 @@ def flatten(obj: Any) -> FlatGraph:
     roots = obj if isinstance(obj, tuple) else (obj,)
     evict = _evictor(key)
     fg = FlatGraph(graphdef, refs, version, tuple(weakref.ref(r, evict) for r in roots))
-    if len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[key] = fg
+    _CACHE.put(key, fg)
     return fg
 
 
 def _evictor(key):
     def evict(_ref):
-        _CACHE.pop(key, None)
+        _CACHE.discard(key)
 
     return evict
 

@@ -15,17 +15,22 @@ caches of others.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import threading
 from collections.abc import Iterator
 
 import jax
 import numpy as np
 
 _VERSION = [0]
+# ``next`` on a count is atomic under the GIL: two threads bumping at once still
+# give two new, never-reused versions (``+= 1`` could lose one).
+_NEXT_VERSION = itertools.count(1).__next__
 
 
 def bump() -> None:
     """Record that the structure of some cached object graph changed."""
-    _VERSION[0] += 1
+    _VERSION[0] = _NEXT_VERSION()
 
 
 def version() -> int:
@@ -59,8 +64,39 @@ class Frame:
         self.owned.update(map(id, objects))
 
 
-#: The stack of transforms currently tracing, innermost last. Empty outside transforms.
-FRAMES: list[Frame] = []
+class _ThreadState(threading.local):
+    """Per-thread trace state: the stack of transforms tracing in this thread."""
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+
+
+_LOCAL = _ThreadState()
+#: How many frames are open in all threads together. Zero outside every transform,
+#: so eager code pays one list-item test before skipping all frame bookkeeping.
+ACTIVE = [0]
+_ACTIVE_LOCK = threading.Lock()
+
+
+def frames() -> list[Frame]:
+    """The transforms tracing in the calling thread, innermost last (empty outside)."""
+    return _LOCAL.frames
+
+
+def current_frame() -> Frame | None:
+    """The innermost transform tracing in the calling thread, or None."""
+    if not ACTIVE[0]:
+        return None
+    stack = _LOCAL.frames
+    return stack[-1] if stack else None
+
+
+def __getattr__(name: str):
+    # ``FRAMES`` is the calling thread's stack (kept for code written before frames
+    # became per-thread).
+    if name == "FRAMES":
+        return _LOCAL.frames
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @contextlib.contextmanager
@@ -69,6 +105,8 @@ def transform_frame(name: str) -> Iterator[Frame]:
 
     For authors of transforms: inside the block, assigning a traced value to
     a Variable the frame does not own raises ``CapturedMutationError``.
+    Frames are per thread: functions traced at the same time in different
+    threads never see each other's frames.
 
     >>> from ramie.core import Param, transform_frame
     >>> with transform_frame("jit") as frame:
@@ -77,16 +115,23 @@ def transform_frame(name: str) -> Iterator[Frame]:
     True
     """
     frame = Frame(name)
-    FRAMES.append(frame)
+    stack = _LOCAL.frames
+    stack.append(frame)
+    with _ACTIVE_LOCK:
+        ACTIVE[0] += 1
     try:
         yield frame
     finally:
-        FRAMES.remove(frame)
+        with _ACTIVE_LOCK:
+            ACTIVE[0] -= 1
+        stack.remove(frame)
 
 
 def owned_by_frame(obj) -> None:
-    """Record that ``obj`` was made inside the innermost running transform."""
-    FRAMES[-1].owned.add(id(obj))
+    """Record that ``obj`` was made inside the innermost transform of this thread."""
+    stack = _LOCAL.frames
+    if stack:
+        stack[-1].owned.add(id(obj))
 
 
 def track(value):
