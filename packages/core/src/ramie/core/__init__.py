@@ -28,9 +28,11 @@ from ._errors import (
     GraphError,
     RamieError,
     RngStreamError,
+    StaleStructureError,
     StateLeafError,
     TraceLeakError,
     UnclassifiableAttributeError,
+    UntrackedContainerError,
     format_path,
     format_paths,
 )
@@ -44,6 +46,7 @@ from ._state import State, replace_by_pure_dict, to_pure_dict
 from ._tracking import Dict, Frame, List, transform_frame
 from ._tracking import version as structure_version
 from ._variables import BatchStat, Cache, Intermediate, Param, Variable
+from ._verify import check_structure
 
 try:
     __version__ = _version("ramie-core")
@@ -80,12 +83,15 @@ __all__ = [
     "RngState",
     "RngStream",
     "RngStreamError",
+    "StaleStructureError",
     "Rngs",
     "State",
     "StateLeafError",
     "TraceLeakError",
     "UnclassifiableAttributeError",
+    "UntrackedContainerError",
     "Variable",
+    "check_structure",
     "clear_caches",
     "clone",
     "display",

@@ -16,7 +16,7 @@ from typing import Any
 from ._caches import BoundedCache
 from ._module import _SET_TRACKED as SET_TRACKED
 from ._state import State
-from ._tracking import Dict, List
+from ._tracking import Dict, List, _rebuild_tuple
 from ._variables import Variable, _snapshot, make_variable
 
 # GraphDef node codes (the first item of every node tuple).
@@ -31,12 +31,7 @@ def cached(key: Any, make: Callable[[], Callable]) -> Callable:
     return _CACHE.get_or_make(key, make)
 
 
-def rebuild_tuple(cls: type, items: list) -> tuple:
-    if cls is tuple:
-        return tuple(items)
-    if hasattr(cls, "_make"):
-        return cls._make(items)
-    return cls(items)
+rebuild_tuple = _rebuild_tuple
 
 
 class NotALeaf(Exception):

@@ -166,6 +166,7 @@ class FlatGraph:
         "version",
         "assignments",
         "_roots",
+        "_tuple_root",
         "_index",
         "_all_variables",
         "__weakref__",
@@ -177,6 +178,7 @@ class FlatGraph:
         self._all_variables = not any(type(r) is _Slot for r in refs)
         self.version = version
         self._roots = roots
+        self._tuple_root = False
         self._index: dict | None = None
         # Filter predicates -> which State each leaf goes to (for structural filters).
         self.assignments: dict[tuple, tuple] = {}
@@ -275,6 +277,8 @@ def _root_key(obj: Any) -> Hashable | None:
 
 
 _ROOT_TYPES = (Module, Variable)
+#: Verify mode's check of a cache hit (see ``_verify``); None when verify mode is off.
+CHECK: list = [None]
 
 
 def flatten(obj: Any) -> FlatGraph:
@@ -294,17 +298,33 @@ def flatten(obj: Any) -> FlatGraph:
     >>> flatten(m).values()[0].shape
     (2,)
     """
+    check = CHECK[0]
     if type(obj) is tuple:
         # A cached entry is evicted as soon as one of its roots dies, so a hit on the
         # ids is a hit on these very objects: no need to check their types first.
         fg = _CACHE.get(tuple(map(id, obj)))
         if fg is not None and fg.version == _tracking._VERSION[0]:
-            return fg
+            if check is None or check(fg):
+                return fg
     key = _root_key(obj)
     if key is not None:
         fg = _CACHE.get(key)
         if fg is not None and fg.version == _tracking._VERSION[0]:
-            return fg
+            if check is None or check(fg):
+                return fg
+    fg = walk(obj)
+    if key is None:
+        return fg
+    roots = obj if isinstance(obj, tuple) else (obj,)
+    evict = _evictor(key)
+    fg._roots = tuple(weakref.ref(r, evict) for r in roots)
+    fg._tuple_root = isinstance(obj, tuple)
+    _CACHE.put(key, fg)
+    return fg
+
+
+def walk(obj: Any) -> FlatGraph:
+    """Walk ``obj`` afresh (no cache lookup, nothing stored): a new FlatGraph."""
     version = _tracking._VERSION[0]
     ids: dict[int, int] = {}
     paths: list = []
@@ -313,14 +333,7 @@ def flatten(obj: Any) -> FlatGraph:
     node = _walk(obj, (), holder, 0, ids, paths, refs)
     if paths and not paths[0]:
         raise _errors.GraphError(_errors.ROOT_IS_A_LEAF.format(type_name=type(obj).__name__))
-    graphdef = GraphDef(node, tuple(paths))
-    if key is None:
-        return FlatGraph(graphdef, refs, version, ())
-    roots = obj if isinstance(obj, tuple) else (obj,)
-    evict = _evictor(key)
-    fg = FlatGraph(graphdef, refs, version, tuple(weakref.ref(r, evict) for r in roots))
-    _CACHE.put(key, fg)
-    return fg
+    return FlatGraph(GraphDef(node, tuple(paths)), refs, version, ())
 
 
 def _evictor(key):
@@ -345,8 +358,7 @@ def _walk(obj, path, holder, key, ids, paths, refs):
         if i is not None:
             return (_REF, i)
         ids[id(obj)] = len(ids)
-        set_tracked(obj)
-        d = obj.__dict__
+        d = set_tracked(obj)
         return (
             _MODULE,
             type(obj),
@@ -359,6 +371,8 @@ def _walk(obj, path, holder, key, ids, paths, refs):
     if kind == _LIST:
         if type(obj) is List:
             obj._ramie_tracked = True
+        elif _in_tracked(holder):
+            _untracked(obj, path, "list")
         return (
             _LIST,
             tuple(_walk(v, path + (i,), obj, i, ids, paths, refs) for i, v in enumerate(obj)),
@@ -366,6 +380,8 @@ def _walk(obj, path, holder, key, ids, paths, refs):
     if kind == _DICT:
         if type(obj) is Dict:
             obj._ramie_tracked = True
+        elif _in_tracked(holder):
+            _untracked(obj, path, "dict")
         return (
             _DICT,
             tuple((k, _walk(v, path + (k,), obj, k, ids, paths, refs)) for k, v in obj.items()),
@@ -389,6 +405,24 @@ def _walk(obj, path, holder, key, ids, paths, refs):
             )
         ) from None
     return (_STATIC, type(obj), obj)
+
+
+_TRACKED_HOLDERS = (List, Dict, _tracking.Attributes)
+
+
+def _in_tracked(holder) -> bool:
+    """Whether a value held by ``holder`` is inside a Module (not a plain root container)."""
+    while type(holder) is _TupleHolder:
+        holder = holder.holder
+    return type(holder) in _TRACKED_HOLDERS
+
+
+def _untracked(obj, path, base):
+    raise _errors.UntrackedContainerError(
+        _errors.UNTRACKED_IN_GRAPH.format(
+            type_name=type(obj).__name__, path=_errors.format_path(path), base=base
+        )
+    )
 
 
 # -- unflatten -----------------------------------------------------------------
