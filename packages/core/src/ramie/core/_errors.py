@@ -212,3 +212,9 @@ STALE_STRUCTURE = (
     "purpose (e.g. list.append(module.layers, x)), this is a ramie bug: please report it "
     "with the code that made the change."
 )
+
+CONTAINER_CYCLE = (
+    "The list/dict at '{path}' contains itself (again at '{inner}'). Modules may form "
+    "cycles, but lists and dicts may not: a State could not be built from it. Hold the "
+    "shared part in a Module and refer to the Module instead."
+)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import operator
+import sys
 import weakref
 from collections.abc import Hashable, Sequence
 from typing import Any
@@ -330,7 +331,17 @@ def walk(obj: Any) -> FlatGraph:
     paths: list = []
     refs: list = []
     holder = [obj]
-    node = _walk(obj, (), holder, 0, ids, paths, refs)
+    try:
+        node = _walk(obj, (), holder, 0, ids, paths, refs)
+    except RecursionError:
+        cycle = _container_cycle(obj)
+        if cycle is None:
+            raise
+        raise _errors.GraphError(
+            _errors.CONTAINER_CYCLE.format(
+                path=_errors.format_path(cycle[0]), inner=_errors.format_path(cycle[1])
+            )
+        ) from None
     if paths and not paths[0]:
         raise _errors.GraphError(_errors.ROOT_IS_A_LEAF.format(type_name=type(obj).__name__))
     return FlatGraph(GraphDef(node, tuple(paths)), refs, version, ())
@@ -405,6 +416,46 @@ def _walk(obj, path, holder, key, ids, paths, refs):
             )
         ) from None
     return (_STATIC, type(obj), obj)
+
+
+def _container_cycle(obj) -> tuple | None:
+    """``(outer path, inner path)`` of a list/dict that contains itself, or None."""
+    seen: set[int] = set()
+    stack: dict[int, tuple] = {}
+
+    def visit(x, path):
+        if isinstance(x, Variable):
+            return None
+        if isinstance(x, Module):
+            if id(x) in seen:
+                return None
+            seen.add(id(x))
+            items = list(vars(x).items())
+        elif isinstance(x, (list, tuple, dict)):
+            if id(x) in stack:
+                return stack[id(x)], path
+            items = list(x.items()) if isinstance(x, dict) else list(enumerate(x))
+        else:
+            return None
+        container = not isinstance(x, Module)
+        if container:
+            stack[id(x)] = path
+        for k, v in items:
+            found = visit(v, path + (k,))
+            if found is not None:
+                return found
+        if container:
+            del stack[id(x)]
+        return None
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20000))
+    try:
+        return visit(obj, ())
+    except RecursionError:
+        return None
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 _TRACKED_HOLDERS = (List, Dict, _tracking.Attributes)
