@@ -499,7 +499,18 @@ def unflatten(graphdef: GraphDef, leaves: Sequence) -> Any:
             f"{len(leaves)} values were given."
         )
     build = _codegen.cached(("build", graphdef), lambda: _codegen.object_builder(graphdef.node))
-    return build(leaves)
+    out = build(leaves)
+    if _tracking.ACTIVE[0]:
+        frame = _tracking.current_frame()
+        if frame is not None:  # built inside a transform: its objects may be mutated there
+            frame.own(_variables_of(out))
+    return out
+
+
+def _variables_of(obj: Any) -> list:
+    if isinstance(obj, Variable):
+        return [obj]
+    return [r for r in walk(obj).refs if type(r) is not _Slot]
 
 
 def leaf_nodes(node, out: list) -> list:
