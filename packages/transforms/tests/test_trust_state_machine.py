@@ -192,7 +192,7 @@ class GraphEdits(RuleBasedStateMachine):
         elif op == "clear":
             xs.clear()
         elif op == "sort":
-            xs.sort(key=id)
+            xs.sort(key=lambda v: type(v).__name__)  # deterministic (not by id)
         elif op == "reverse":
             xs.reverse()
         elif xs and op == "delitem":

@@ -19,6 +19,7 @@ from importlib.metadata import version as _version
 
 from ._api import clone, graphdef, merge, pop, split, state, update
 from ._caches import clear_caches
+from ._capture import ClosureReadWarning, closure_read_hook
 from ._diff import Change
 from ._diff import changes as graph_changes
 from ._display import display, render, summary
@@ -26,6 +27,7 @@ from ._errors import (
     CapturedMutationError,
     FilterError,
     GraphError,
+    MutableStaticError,
     RamieError,
     RngStreamError,
     StaleStructureError,
@@ -59,6 +61,7 @@ __all__ = [
     "BatchStat",
     "Cache",
     "Change",
+    "ClosureReadWarning",
     "CapturedMutationError",
     "Dict",
     "Everything",
@@ -72,6 +75,7 @@ __all__ = [
     "Intermediate",
     "List",
     "Module",
+    "MutableStaticError",
     "Not",
     "Nothing",
     "OfType",
@@ -94,6 +98,7 @@ __all__ = [
     "check_structure",
     "clear_caches",
     "clone",
+    "closure_read_hook",
     "display",
     "flatten",
     "format_path",

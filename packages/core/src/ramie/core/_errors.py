@@ -44,6 +44,10 @@ class StaleStructureError(RamieError, RuntimeError):
     """Verify mode found a cached structure that differs from the object graph (a bug)."""
 
 
+class MutableStaticError(RamieError, TypeError):
+    """A static (non-array) attribute is a mutable object hashed by identity."""
+
+
 class RngStreamError(RamieError, AttributeError):
     """An Rngs object was asked for a stream it does not have."""
 
@@ -217,4 +221,23 @@ CONTAINER_CYCLE = (
     "The list/dict at '{path}' contains itself (again at '{inner}'). Modules may form "
     "cycles, but lists and dicts may not: a State could not be built from it. Hold the "
     "shared part in a Module and refer to the Module instead."
+)
+
+MUTABLE_STATIC = (
+    "{where} holds a {type_name}: a mutable object hashed by identity. Non-array attributes "
+    "are static: part of the cached structure and compiled into nn.jit's traces, and ramie "
+    "cannot see a change made inside them (`obj.field = ...`), so compiled code would keep "
+    "using the old values. Use an immutable value instead: a frozen dataclass "
+    "(@dataclasses.dataclass(frozen=True)), a NamedTuple, or the fields as separate "
+    "attributes (then `module.field = ...` is seen); if it holds state, make it a Module."
+)
+
+CLOSURE_READ = (
+    "ramie.transforms.{transform}({fn}) read a {kind} ({found}){where} that is not reachable "
+    "from its arguments: it was captured from the enclosing scope (a closure or a global), "
+    "so its current value is frozen into the compiled function as a constant, and later "
+    "changes to it (training steps, update(), ...) will not be seen. Pass the object that "
+    "holds it as an argument. If a constant is what you want, silence this with "
+    "warnings.filterwarnings('ignore', category=ramie.core.ClosureReadWarning). "
+    "(Shown once per function.)"
 )

@@ -14,12 +14,12 @@ import collections
 import operator
 import sys
 import weakref
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import jax
 
-from . import _codegen, _errors, _tracking
+from . import _codegen, _errors, _statics, _tracking
 from ._caches import BoundedCache
 from ._codegen import ARRAY as _ARRAY
 from ._codegen import DICT as _DICT
@@ -72,31 +72,55 @@ def _raw_setitem(holder, key, value) -> None:
         holder[key] = value
 
 
+def _weak(holder) -> Callable[[], Any]:
+    """A weak reference to ``holder`` when it allows one (a strong one otherwise).
+
+    Holders inside Modules (their attribute dicts, Lists, Dicts) are weakly
+    referenced, so a cached structure never keeps a dead model alive, even one
+    in a reference cycle. Plain containers given as roots are never cached.
+    """
+    try:
+        return weakref.ref(holder)
+    except TypeError:
+        return lambda: holder
+
+
 class _TupleHolder:
     """Lets a leaf inside a tuple be replaced by rebuilding the tuple in its parent."""
 
-    __slots__ = ("holder", "key")
+    __slots__ = ("_holder", "key")
 
     def __init__(self, holder, key):
-        self.holder, self.key = holder, key
+        self._holder, self.key = _weak(holder), key
+
+    @property
+    def holder(self):
+        return self._holder()
 
     def __getitem__(self, i):
         return self.holder[self.key][i]
 
     def __setitem__(self, i, value):
-        t = self.holder[self.key]
+        holder = self.holder
+        t = holder[self.key]
         items = list(t)
         items[i] = value
-        _raw_setitem(self.holder, self.key, _rebuild_tuple(type(t), items))
+        _raw_setitem(holder, self.key, _rebuild_tuple(type(t), items))
 
 
 class _Slot:
-    """A raw array attribute: the container that holds it and its key there."""
+    """A raw array attribute: the container that holds it (weakly) and its key there."""
 
-    __slots__ = ("holder", "key")
+    __slots__ = ("_holder", "key")
 
     def __init__(self, holder, key):
-        self.holder, self.key = holder, key
+        self._holder = holder if type(holder) is _TupleHolder else _weak(holder)
+        self.key = key
+
+    @property
+    def holder(self):
+        h = self._holder
+        return h if type(h) is _TupleHolder else h()
 
     @property
     def _value(self):
@@ -415,6 +439,8 @@ def _walk(obj, path, holder, key, ids, paths, refs):
                 found=text if len(text) < 60 else text[:57] + "...",
             )
         ) from None
+    if not _statics.is_ok(type(obj)):
+        _statics.refuse(obj, f"The attribute at '{_errors.format_path(path)}'")
     return (_STATIC, type(obj), obj)
 
 

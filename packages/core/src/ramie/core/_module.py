@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import _errors, _tracking
+from . import _errors, _statics, _tracking
 from ._variables import Variable
 
 _MISSING = object()
 _needs_tracking = _tracking.needs_tracking
+_static_ok = _statics.is_ok
 _is_array_swap = _tracking.is_array_swap
 
 
@@ -25,6 +26,14 @@ class Module:
     Subclass it, create state in ``__init__`` and use it in methods. Modules
     are ordinary mutable objects: calling them updates their Variables in
     place, and submodules can be replaced at any time (model surgery).
+
+    Lists and dicts assigned to a Module become tracked ``List``/``Dict``
+    (other list/dict subclasses, e.g. ``defaultdict``, are refused). Any
+    other non-array attribute is *static*: part of the structure, compiled
+    into ``nn.jit``'s traces. Change a static value by assigning a new one
+    (``self.scale = 9.0``), never in place; a mutable object hashed by
+    identity (a plain config class) is refused (``MutableStaticError``): use a
+    frozen dataclass or a NamedTuple.
 
     >>> import jax, jax.numpy as jnp
     >>> from ramie.core import Module, Param, Rngs
@@ -48,6 +57,8 @@ class Module:
     def __setattr__(self, name: str, value: Any) -> None:
         if _needs_tracking(value):
             value = _tracking.track(value, self, name)
+        elif not _static_ok(type(value)):
+            _statics.refuse(value, f"Module attribute '{type(self).__name__}.{name}'")
         if self._ramie_tracked:
             old = self.__dict__.get(name, _MISSING)
             if old is not value and not _is_array_swap(old, value):
@@ -182,6 +193,7 @@ class Module:
 
 
 _SET_TRACKED = Module.__dict__["_ramie_tracked"].__set__
+_statics.exempt(Module, Variable, *_tracking.ARRAY_TYPES)
 _SET_DICT = Module.__dict__["__dict__"].__set__
 
 
