@@ -48,6 +48,10 @@ class MutableStaticError(RamieError, TypeError):
     """A static (non-array) attribute is a mutable object hashed by identity."""
 
 
+class ModuleInJaxError(RamieError, TypeError):
+    """A Module was used where plain JAX needs arrays or pytrees."""
+
+
 class RngStreamError(RamieError, AttributeError):
     """An Rngs object was asked for a stream it does not have."""
 
@@ -240,4 +244,23 @@ CLOSURE_READ = (
     "holds it as an argument. If a constant is what you want, silence this with "
     "warnings.filterwarnings('ignore', category=ramie.core.ClosureReadWarning). "
     "(Shown once per function.)"
+)
+
+MODULE_AS_JAX_VALUE = (
+    "A {type_name} (a ramie Module) was passed to a plain JAX transformation or function "
+    "(jax.jit, jax.vmap, jax.lax.cond, ...) where JAX needs arrays or pytrees; Modules are "
+    "not JAX types. Use ramie's transforms, which take Modules and carry their mutations "
+    "out (nn.jit, nn.grad, nn.vmap, nn.cond, ...), or split it first: "
+    "`graphdef, state = nn.split(model)`, pass `state`, and rebuild inside with "
+    "`nn.merge(graphdef, state)` (nn.functional(model) does this for you)."
+)
+
+TRACER_ON_CAPTURED_MODULE = (
+    "Module attribute '{type_name}.{name}' was assigned a traced value inside a plain JAX "
+    "transformation (jax.jit, jax.grad, jax.lax.scan, ...), but this {type_name} was "
+    "created outside it and captured by the function: the value can never leave the "
+    "transformation (it would surface later as an UnexpectedTracerError). Use nn.jit (or "
+    "another ramie transform) and pass the module as an argument, or split it first "
+    "(`graphdef, state = nn.split(model)`), rebuild it inside with nn.merge and return the "
+    "new state (nn.functional(model) does this for you)."
 )

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import _errors, _statics, _tracking
+import jax
+
+from . import _errors, _plainjax, _statics, _tracking
 from ._variables import Variable
 
 _MISSING = object()
@@ -47,18 +49,27 @@ class Module:
     (1, 3)
     """
 
-    __slots__ = ("_ramie_tracked", "__dict__", "__weakref__")
+    __slots__ = ("_ramie_tracked", "_ramie_outside", "__dict__", "__weakref__")
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        _plainjax.register(cls)
 
     def __new__(cls, *args: Any, **kwargs: Any):
         obj = object.__new__(cls)
         _SET_TRACKED(obj, False)
+        # Made outside every JAX transformation: it can never hold a tracer.
+        _SET_OUTSIDE(obj, _plainjax.outside_any_trace())
         return obj
 
     def __setattr__(self, name: str, value: Any) -> None:
         if _needs_tracking(value):
             value = _tracking.track(value, self, name)
         elif not _static_ok(type(value)):
-            _statics.refuse(value, f"Module attribute '{type(self).__name__}.{name}'")
+            if isinstance(value, jax.core.Tracer):
+                _check_tracer(self, name)
+            else:
+                _statics.refuse(value, f"Module attribute '{type(self).__name__}.{name}'")
         if self._ramie_tracked:
             old = self.__dict__.get(name, _MISSING)
             if old is not value and not _is_array_swap(old, value):
@@ -193,6 +204,20 @@ class Module:
 
 
 _SET_TRACKED = Module.__dict__["_ramie_tracked"].__set__
+_SET_OUTSIDE = Module.__dict__["_ramie_outside"].__set__
+_GET_OUTSIDE = Module.__dict__["_ramie_outside"].__get__
+_plainjax.register(Module)
+
+
+def _check_tracer(module: Module, name: str) -> None:
+    try:
+        outside = _GET_OUTSIDE(module)
+    except AttributeError:  # built by merge/unflatten: its origin is not recorded
+        return
+    if outside:
+        _plainjax.refuse_tracer(module, name)
+
+
 _statics.exempt(Module, Variable, *_tracking.ARRAY_TYPES)
 _SET_DICT = Module.__dict__["__dict__"].__set__
 

@@ -15,6 +15,8 @@ import dataclasses
 import enum
 import types
 
+import jax
+
 from . import _errors
 
 _ALWAYS_OK = (type, enum.Enum, types.FunctionType, types.MethodType, types.ModuleType)
@@ -30,6 +32,8 @@ def exempt(*types_: type) -> None:
 
 
 def _classify(t: type) -> bool:
+    if issubclass(t, jax.core.Tracer):
+        return False  # checked by Module.__setattr__ (see _plainjax)
     if issubclass(t, (*_ALWAYS_OK, *NOT_STATIC)):
         return True
     if dataclasses.is_dataclass(t):
