@@ -10,6 +10,9 @@ straight-line bytecode (dict displays, attribute stores).
 
 from __future__ import annotations
 
+import itertools
+import linecache
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,6 +21,8 @@ from ._module import _SET_TRACKED as SET_TRACKED
 from ._state import State
 from ._tracking import Dict, List, _rebuild_tuple
 from ._variables import Variable, _snapshot, make_variable
+
+_SERIAL = itertools.count()
 
 # GraphDef node codes (the first item of every node tuple).
 MODULE, VAR, ARRAY, REF, STATIC, LIST, DICT, TUPLE = range(1, 9)
@@ -101,8 +106,13 @@ class _Gen:
     def compile(self, name: str, args: str) -> Callable:
         body = "\n".join("    " + line for line in self.lines) or "    pass"
         src = f"def {name}({args}):\n{body}\n"
-        exec(compile(src, f"<ramie {name}>", "exec"), self.ns)
-        return self.ns[name]
+        filename = f"<ramie generated {name} #{next(_SERIAL)}>"
+        exec(compile(src, filename, "exec"), self.ns)
+        fn = self.ns[name]
+        # Keep the source where tracebacks look for it, for as long as the function lives.
+        linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+        weakref.finalize(fn, linecache.cache.pop, filename, None)
+        return fn
 
 
 def object_builder(node: tuple) -> Callable[[Sequence], Any]:
