@@ -84,7 +84,7 @@ def render_graphdef(graphdef: Any) -> str:
     from ._graph import _MODULE
 
     node = graphdef.node
-    root = node[1].__name__ if node[0] == _MODULE else type(node).__name__
+    root = node.cls.__name__ if node.code == _MODULE else type(node).__name__
     paths = ", ".join("/".join(map(str, p)) for p in graphdef.paths[:8])
     more = f", ... ({len(graphdef.paths)} leaves)" if len(graphdef.paths) > 8 else ""
     return f"GraphDef({root}; leaves: {paths}{more})"

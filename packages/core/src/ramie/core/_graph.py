@@ -19,13 +19,12 @@ from typing import Any
 
 import jax
 
-from . import _codegen, _errors, _statics, _tracking
+from . import _codegen, _errors, _nodes, _statics, _tracking
 from ._caches import BoundedCache
 from ._codegen import ARRAY as _ARRAY
 from ._codegen import DICT as _DICT
 from ._codegen import LIST as _LIST
 from ._codegen import MODULE as _MODULE
-from ._codegen import REF as _REF
 from ._codegen import STATIC as _STATIC
 from ._codegen import TUPLE as _TUPLE
 from ._codegen import VAR as _VAR
@@ -34,7 +33,7 @@ from ._module import Module, set_tracked
 from ._tracking import Dict, List
 from ._variables import Variable, _snapshot, metadata_key
 
-_ARRAY_NODE = (_ARRAY,)
+_ARRAY_NODE = _nodes.ARRAY_NODE
 _KINDS: dict[type, int] = {}
 _VALUE_SET = Variable.__dict__["_value"].__set__
 _GET_VALUE = operator.attrgetter("_value")  # Variables' slot and _Slot's property alike
@@ -383,19 +382,18 @@ def _walk(obj, path, holder, key, ids, paths, refs):
     if kind == _VAR:
         i = ids.get(id(obj))
         if i is not None:
-            return (_REF, i)
+            return _nodes.ref(i)
         ids[id(obj)] = len(ids)
         paths.append(path)
         refs.append(obj)
-        return (_VAR, type(obj), metadata_key(obj))
+        return _nodes.var(type(obj), metadata_key(obj))
     if kind == _MODULE:
         i = ids.get(id(obj))
         if i is not None:
-            return (_REF, i)
+            return _nodes.ref(i)
         ids[id(obj)] = len(ids)
         d = set_tracked(obj)
-        return (
-            _MODULE,
+        return _nodes.module(
             type(obj),
             tuple((k, _walk(v, path + (k,), d, k, ids, paths, refs)) for k, v in d.items()),
         )
@@ -408,8 +406,7 @@ def _walk(obj, path, holder, key, ids, paths, refs):
             obj._ramie_tracked = True
         elif _in_tracked(holder):
             _untracked(obj, path, "list")
-        return (
-            _LIST,
+        return _nodes.list_(
             tuple(_walk(v, path + (i,), obj, i, ids, paths, refs) for i, v in enumerate(obj)),
         )
     if kind == _DICT:
@@ -417,14 +414,12 @@ def _walk(obj, path, holder, key, ids, paths, refs):
             obj._ramie_tracked = True
         elif _in_tracked(holder):
             _untracked(obj, path, "dict")
-        return (
-            _DICT,
+        return _nodes.dict_(
             tuple((k, _walk(v, path + (k,), obj, k, ids, paths, refs)) for k, v in obj.items()),
         )
     if kind == _TUPLE:
         h = _TupleHolder(holder, key)
-        return (
-            _TUPLE,
+        return _nodes.tuple_(
             type(obj),
             tuple(_walk(v, path + (i,), h, i, ids, paths, refs) for i, v in enumerate(obj)),
         )
@@ -441,7 +436,7 @@ def _walk(obj, path, holder, key, ids, paths, refs):
         ) from None
     if not _statics.is_ok(type(obj)):
         _statics.refuse(obj, f"The attribute at '{_errors.format_path(path)}'")
-    return (_STATIC, type(obj), obj)
+    return _nodes.static(obj)
 
 
 def _container_cycle(obj) -> tuple | None:
@@ -541,29 +536,20 @@ def _variables_of(obj: Any) -> list:
 
 def leaf_nodes(node, out: list) -> list:
     """The leaf nodes (Variables and arrays) of a GraphDef node tree, in paths order."""
-    code = node[0]
+    code = node.code
     if code == _VAR or code == _ARRAY:
         out.append(node)
-    elif code == _MODULE:
-        for _, c in node[2]:
-            leaf_nodes(c, out)
-    elif code == _DICT:
-        for _, c in node[1]:
-            leaf_nodes(c, out)
-    elif code == _LIST:
-        for c in node[1]:
-            leaf_nodes(c, out)
-    elif code == _TUPLE:
-        for c in node[2]:
+    else:
+        for c in _nodes.children(node):
             leaf_nodes(c, out)
     return out
 
 
 def leaf_classes(graphdef: GraphDef) -> list:
     """Per leaf: its Variable class, or None for a raw array."""
-    return [n[1] if n[0] == _VAR else None for n in leaf_nodes(graphdef.node, [])]
+    return [n.cls if n.code == _VAR else None for n in leaf_nodes(graphdef.node, [])]
 
 
 def leaf_kind(node) -> str:
     """Describe what a GraphDef expects at a leaf (for error messages)."""
-    return "a Variable" if node[0] == _VAR else "an array"
+    return "a Variable" if node.code == _VAR else "an array"

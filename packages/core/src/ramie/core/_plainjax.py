@@ -38,7 +38,15 @@ def register(cls: type) -> None:
 
 
 def outside_any_trace() -> bool:
-    """True when no JAX transformation is tracing (top-level, eager code)."""
+    """True when no JAX transformation is tracing (top-level, eager code).
+
+    >>> import jax
+    >>> from ramie.core._plainjax import outside_any_trace
+    >>> seen = []
+    >>> _ = jax.jit(lambda x: seen.append(outside_any_trace()) or x)(1.0)
+    >>> outside_any_trace(), seen
+    (True, [False])
+    """
     if _TRACE_CTX is None:  # pragma: no cover
         return False
     return isinstance(_TRACE_CTX.trace, _EVAL_TRACE)
