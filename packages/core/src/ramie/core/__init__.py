@@ -19,7 +19,8 @@ from importlib.metadata import version as _version
 
 from ._api import clone, graphdef, merge, pop, split, state, update
 from ._caches import clear_caches
-from ._capture import ClosureReadWarning, closure_read_hook
+from ._capture import ClosureReadWarning
+from ._capture import closure_read_hook as closure_read_hook  # for transform authors
 from ._diff import Change
 from ._diff import changes as graph_changes
 from ._display import display, render, summary
@@ -100,7 +101,6 @@ __all__ = [
     "check_structure",
     "clear_caches",
     "clone",
-    "closure_read_hook",
     "display",
     "flatten",
     "format_path",
