@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import collections
 import operator
+import sys
 import weakref
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import jax
 
-from . import _codegen, _errors, _tracking
+from . import _codegen, _errors, _nodes, _statics, _tracking
+from ._caches import BoundedCache
 from ._codegen import ARRAY as _ARRAY
 from ._codegen import DICT as _DICT
 from ._codegen import LIST as _LIST
 from ._codegen import MODULE as _MODULE
-from ._codegen import REF as _REF
 from ._codegen import STATIC as _STATIC
 from ._codegen import TUPLE as _TUPLE
 from ._codegen import VAR as _VAR
@@ -32,7 +33,7 @@ from ._module import Module, set_tracked
 from ._tracking import Dict, List
 from ._variables import Variable, _snapshot, metadata_key
 
-_ARRAY_NODE = (_ARRAY,)
+_ARRAY_NODE = _nodes.ARRAY_NODE
 _KINDS: dict[type, int] = {}
 _VALUE_SET = Variable.__dict__["_value"].__set__
 _GET_VALUE = operator.attrgetter("_value")  # Variables' slot and _Slot's property alike
@@ -70,31 +71,55 @@ def _raw_setitem(holder, key, value) -> None:
         holder[key] = value
 
 
+def _weak(holder) -> Callable[[], Any]:
+    """A weak reference to ``holder`` when it allows one (a strong one otherwise).
+
+    Holders inside Modules (their attribute dicts, Lists, Dicts) are weakly
+    referenced, so a cached structure never keeps a dead model alive, even one
+    in a reference cycle. Plain containers given as roots are never cached.
+    """
+    try:
+        return weakref.ref(holder)
+    except TypeError:
+        return lambda: holder
+
+
 class _TupleHolder:
     """Lets a leaf inside a tuple be replaced by rebuilding the tuple in its parent."""
 
-    __slots__ = ("holder", "key")
+    __slots__ = ("_holder", "key")
 
     def __init__(self, holder, key):
-        self.holder, self.key = holder, key
+        self._holder, self.key = _weak(holder), key
+
+    @property
+    def holder(self):
+        return self._holder()
 
     def __getitem__(self, i):
         return self.holder[self.key][i]
 
     def __setitem__(self, i, value):
-        t = self.holder[self.key]
+        holder = self.holder
+        t = holder[self.key]
         items = list(t)
         items[i] = value
-        _raw_setitem(self.holder, self.key, _rebuild_tuple(type(t), items))
+        _raw_setitem(holder, self.key, _rebuild_tuple(type(t), items))
 
 
 class _Slot:
-    """A raw array attribute: the container that holds it and its key there."""
+    """A raw array attribute: the container that holds it (weakly) and its key there."""
 
-    __slots__ = ("holder", "key")
+    __slots__ = ("_holder", "key")
 
     def __init__(self, holder, key):
-        self.holder, self.key = holder, key
+        self._holder = holder if type(holder) is _TupleHolder else _weak(holder)
+        self.key = key
+
+    @property
+    def holder(self):
+        h = self._holder
+        return h if type(h) is _TupleHolder else h()
 
     @property
     def _value(self):
@@ -165,6 +190,7 @@ class FlatGraph:
         "version",
         "assignments",
         "_roots",
+        "_tuple_root",
         "_index",
         "_all_variables",
         "__weakref__",
@@ -176,6 +202,7 @@ class FlatGraph:
         self._all_variables = not any(type(r) is _Slot for r in refs)
         self.version = version
         self._roots = roots
+        self._tuple_root = False
         self._index: dict | None = None
         # Filter predicates -> which State each leaf goes to (for structural filters).
         self.assignments: dict[tuple, tuple] = {}
@@ -210,8 +237,8 @@ class FlatGraph:
             )
 
         states = _codegen.cached(("states", graphdef, assignment, count), make)(self.refs)
-        if _tracking.FRAMES:  # the copies are new objects, owned by the running transform
-            frame = _tracking.FRAMES[-1]
+        frame = _tracking.current_frame()
+        if frame is not None:  # the copies are new objects, owned by the running transform
             leaves = (v for s in states for v in s.flat_state().values())
             frame.own(v for v in leaves if isinstance(v, Variable))
         return states
@@ -258,8 +285,8 @@ class FlatGraph:
         return self._index
 
 
-_CACHE: dict[Hashable, FlatGraph] = {}
-_CACHE_SIZE = 512
+#: Flattened structures per root (ids), at most 512; an entry goes when a root dies.
+_CACHE = BoundedCache("structures", 512)
 
 
 def _root_key(obj: Any) -> Hashable | None:
@@ -274,6 +301,8 @@ def _root_key(obj: Any) -> Hashable | None:
 
 
 _ROOT_TYPES = (Module, Variable)
+#: Verify mode's check of a cache hit (see ``_verify``); None when verify mode is off.
+CHECK: list = [None]
 
 
 def flatten(obj: Any) -> FlatGraph:
@@ -293,40 +322,57 @@ def flatten(obj: Any) -> FlatGraph:
     >>> flatten(m).values()[0].shape
     (2,)
     """
+    check = CHECK[0]
     if type(obj) is tuple:
         # A cached entry is evicted as soon as one of its roots dies, so a hit on the
         # ids is a hit on these very objects: no need to check their types first.
         fg = _CACHE.get(tuple(map(id, obj)))
         if fg is not None and fg.version == _tracking._VERSION[0]:
-            return fg
+            if check is None or check(fg):
+                return fg
     key = _root_key(obj)
     if key is not None:
         fg = _CACHE.get(key)
         if fg is not None and fg.version == _tracking._VERSION[0]:
-            return fg
+            if check is None or check(fg):
+                return fg
+    fg = walk(obj)
+    if key is None:
+        return fg
+    roots = obj if isinstance(obj, tuple) else (obj,)
+    evict = _evictor(key)
+    fg._roots = tuple(weakref.ref(r, evict) for r in roots)
+    fg._tuple_root = isinstance(obj, tuple)
+    _CACHE.put(key, fg)
+    return fg
+
+
+def walk(obj: Any) -> FlatGraph:
+    """Walk ``obj`` afresh (no cache lookup, nothing stored): a new FlatGraph."""
     version = _tracking._VERSION[0]
     ids: dict[int, int] = {}
     paths: list = []
     refs: list = []
     holder = [obj]
-    node = _walk(obj, (), holder, 0, ids, paths, refs)
+    try:
+        node = _walk(obj, (), holder, 0, ids, paths, refs)
+    except RecursionError:
+        cycle = _container_cycle(obj)
+        if cycle is None:
+            raise
+        raise _errors.GraphError(
+            _errors.CONTAINER_CYCLE.format(
+                path=_errors.format_path(cycle[0]), inner=_errors.format_path(cycle[1])
+            )
+        ) from None
     if paths and not paths[0]:
         raise _errors.GraphError(_errors.ROOT_IS_A_LEAF.format(type_name=type(obj).__name__))
-    graphdef = GraphDef(node, tuple(paths))
-    if key is None:
-        return FlatGraph(graphdef, refs, version, ())
-    roots = obj if isinstance(obj, tuple) else (obj,)
-    evict = _evictor(key)
-    fg = FlatGraph(graphdef, refs, version, tuple(weakref.ref(r, evict) for r in roots))
-    if len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[key] = fg
-    return fg
+    return FlatGraph(GraphDef(node, tuple(paths)), refs, version, ())
 
 
 def _evictor(key):
     def evict(_ref):
-        _CACHE.pop(key, None)
+        _CACHE.discard(key)
 
     return evict
 
@@ -336,20 +382,18 @@ def _walk(obj, path, holder, key, ids, paths, refs):
     if kind == _VAR:
         i = ids.get(id(obj))
         if i is not None:
-            return (_REF, i)
+            return _nodes.ref(i)
         ids[id(obj)] = len(ids)
         paths.append(path)
         refs.append(obj)
-        return (_VAR, type(obj), metadata_key(obj))
+        return _nodes.var(type(obj), metadata_key(obj))
     if kind == _MODULE:
         i = ids.get(id(obj))
         if i is not None:
-            return (_REF, i)
+            return _nodes.ref(i)
         ids[id(obj)] = len(ids)
-        set_tracked(obj)
-        d = obj.__dict__
-        return (
-            _MODULE,
+        d = set_tracked(obj)
+        return _nodes.module(
             type(obj),
             tuple((k, _walk(v, path + (k,), d, k, ids, paths, refs)) for k, v in d.items()),
         )
@@ -360,21 +404,22 @@ def _walk(obj, path, holder, key, ids, paths, refs):
     if kind == _LIST:
         if type(obj) is List:
             obj._ramie_tracked = True
-        return (
-            _LIST,
+        elif _in_tracked(holder):
+            _untracked(obj, path, "list")
+        return _nodes.list_(
             tuple(_walk(v, path + (i,), obj, i, ids, paths, refs) for i, v in enumerate(obj)),
         )
     if kind == _DICT:
         if type(obj) is Dict:
             obj._ramie_tracked = True
-        return (
-            _DICT,
+        elif _in_tracked(holder):
+            _untracked(obj, path, "dict")
+        return _nodes.dict_(
             tuple((k, _walk(v, path + (k,), obj, k, ids, paths, refs)) for k, v in obj.items()),
         )
     if kind == _TUPLE:
         h = _TupleHolder(holder, key)
-        return (
-            _TUPLE,
+        return _nodes.tuple_(
             type(obj),
             tuple(_walk(v, path + (i,), h, i, ids, paths, refs) for i, v in enumerate(obj)),
         )
@@ -389,7 +434,67 @@ def _walk(obj, path, holder, key, ids, paths, refs):
                 found=text if len(text) < 60 else text[:57] + "...",
             )
         ) from None
-    return (_STATIC, type(obj), obj)
+    if not _statics.is_ok(type(obj)):
+        _statics.refuse(obj, f"The attribute at '{_errors.format_path(path)}'")
+    return _nodes.static(obj)
+
+
+def _container_cycle(obj) -> tuple | None:
+    """``(outer path, inner path)`` of a list/dict that contains itself, or None."""
+    seen: set[int] = set()
+    stack: dict[int, tuple] = {}
+
+    def visit(x, path):
+        if isinstance(x, Variable):
+            return None
+        if isinstance(x, Module):
+            if id(x) in seen:
+                return None
+            seen.add(id(x))
+            items = list(vars(x).items())
+        elif isinstance(x, (list, tuple, dict)):
+            if id(x) in stack:
+                return stack[id(x)], path
+            items = list(x.items()) if isinstance(x, dict) else list(enumerate(x))
+        else:
+            return None
+        container = not isinstance(x, Module)
+        if container:
+            stack[id(x)] = path
+        for k, v in items:
+            found = visit(v, path + (k,))
+            if found is not None:
+                return found
+        if container:
+            del stack[id(x)]
+        return None
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20000))
+    try:
+        return visit(obj, ())
+    except RecursionError:
+        return None
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+_TRACKED_HOLDERS = (List, Dict, _tracking.Attributes)
+
+
+def _in_tracked(holder) -> bool:
+    """Whether a value held by ``holder`` is inside a Module (not a plain root container)."""
+    while type(holder) is _TupleHolder:
+        holder = holder.holder
+    return type(holder) in _TRACKED_HOLDERS
+
+
+def _untracked(obj, path, base):
+    raise _errors.UntrackedContainerError(
+        _errors.UNTRACKED_IN_GRAPH.format(
+            type_name=type(obj).__name__, path=_errors.format_path(path), base=base
+        )
+    )
 
 
 # -- unflatten -----------------------------------------------------------------
@@ -415,34 +520,36 @@ def unflatten(graphdef: GraphDef, leaves: Sequence) -> Any:
             f"{len(leaves)} values were given."
         )
     build = _codegen.cached(("build", graphdef), lambda: _codegen.object_builder(graphdef.node))
-    return build(leaves)
+    out = build(leaves)
+    if _tracking.ACTIVE[0]:
+        frame = _tracking.current_frame()
+        if frame is not None:  # built inside a transform: its objects may be mutated there
+            frame.own(_variables_of(out))
+    return out
+
+
+def _variables_of(obj: Any) -> list:
+    if isinstance(obj, Variable):
+        return [obj]
+    return [r for r in walk(obj).refs if type(r) is not _Slot]
 
 
 def leaf_nodes(node, out: list) -> list:
     """The leaf nodes (Variables and arrays) of a GraphDef node tree, in paths order."""
-    code = node[0]
+    code = node.code
     if code == _VAR or code == _ARRAY:
         out.append(node)
-    elif code == _MODULE:
-        for _, c in node[2]:
-            leaf_nodes(c, out)
-    elif code == _DICT:
-        for _, c in node[1]:
-            leaf_nodes(c, out)
-    elif code == _LIST:
-        for c in node[1]:
-            leaf_nodes(c, out)
-    elif code == _TUPLE:
-        for c in node[2]:
+    else:
+        for c in _nodes.children(node):
             leaf_nodes(c, out)
     return out
 
 
 def leaf_classes(graphdef: GraphDef) -> list:
     """Per leaf: its Variable class, or None for a raw array."""
-    return [n[1] if n[0] == _VAR else None for n in leaf_nodes(graphdef.node, [])]
+    return [n.cls if n.code == _VAR else None for n in leaf_nodes(graphdef.node, [])]
 
 
 def leaf_kind(node) -> str:
     """Describe what a GraphDef expects at a leaf (for error messages)."""
-    return "a Variable" if node[0] == _VAR else "an array"
+    return "a Variable" if node.code == _VAR else "an array"

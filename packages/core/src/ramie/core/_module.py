@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import _errors, _tracking
+import jax
+
+from . import _errors, _plainjax, _statics, _tracking
 from ._variables import Variable
 
 _MISSING = object()
-
-
-def _is_array(x: Any) -> bool:
-    return isinstance(x, _tracking.ARRAY_TYPES)
+_needs_tracking = _tracking.needs_tracking
+_static_ok = _statics.is_ok
+_is_array_swap = _tracking.is_array_swap
 
 
 class Module:
@@ -27,6 +28,14 @@ class Module:
     Subclass it, create state in ``__init__`` and use it in methods. Modules
     are ordinary mutable objects: calling them updates their Variables in
     place, and submodules can be replaced at any time (model surgery).
+
+    Lists and dicts assigned to a Module become tracked ``List``/``Dict``
+    (other list/dict subclasses, e.g. ``defaultdict``, are refused). Any
+    other non-array attribute is *static*: part of the structure, compiled
+    into ``nn.jit``'s traces. Change a static value by assigning a new one
+    (``self.scale = 9.0``), never in place; a mutable object hashed by
+    identity (a plain config class) is refused (``MutableStaticError``): use a
+    frozen dataclass or a NamedTuple.
 
     >>> import jax, jax.numpy as jnp
     >>> from ramie.core import Module, Param, Rngs
@@ -40,20 +49,30 @@ class Module:
     (1, 3)
     """
 
-    __slots__ = ("_ramie_tracked", "__dict__", "__weakref__")
+    __slots__ = ("_ramie_tracked", "_ramie_outside", "__dict__", "__weakref__")
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        _plainjax.register(cls)
 
     def __new__(cls, *args: Any, **kwargs: Any):
         obj = object.__new__(cls)
         _SET_TRACKED(obj, False)
+        # Made outside every JAX transformation: it can never hold a tracer.
+        _SET_OUTSIDE(obj, _plainjax.outside_any_trace())
         return obj
 
     def __setattr__(self, name: str, value: Any) -> None:
-        t = type(value)
-        if t is list or t is dict or t is tuple:
-            value = _tracking.track(value)
+        if _needs_tracking(value):
+            value = _tracking.track(value, self, name)
+        elif not _static_ok(type(value)):
+            if isinstance(value, jax.core.Tracer):
+                _check_tracer(self, name)
+            else:
+                _statics.refuse(value, f"Module attribute '{type(self).__name__}.{name}'")
         if self._ramie_tracked:
             old = self.__dict__.get(name, _MISSING)
-            if old is not value and not (_is_array(old) and _is_array(value)):
+            if old is not value and not _is_array_swap(old, value):
                 _tracking.bump()
         object.__setattr__(self, name, value)
 
@@ -185,10 +204,38 @@ class Module:
 
 
 _SET_TRACKED = Module.__dict__["_ramie_tracked"].__set__
+_SET_OUTSIDE = Module.__dict__["_ramie_outside"].__set__
+_GET_OUTSIDE = Module.__dict__["_ramie_outside"].__get__
+_plainjax.register(Module)
 
 
-def set_tracked(obj: Module) -> None:
+def _check_tracer(module: Module, name: str) -> None:
+    try:
+        outside = _GET_OUTSIDE(module)
+    except AttributeError:  # built by merge/unflatten: its origin is not recorded
+        return
+    if outside:
+        _plainjax.refuse_tracer(module, name)
+
+
+_statics.exempt(Module, Variable, *_tracking.ARRAY_TYPES)
+_SET_DICT = Module.__dict__["__dict__"].__set__
+
+
+def set_tracked(obj: Module) -> dict:
+    """Mark ``obj`` as part of a cached structure; return its (tracked) attribute dict.
+
+    From now on every structural change to it, through ``setattr``, ``delattr``
+    or its ``__dict__``, bumps the structure version. Plain lists/dicts that got
+    into ``__dict__`` before are converted here.
+    """
     _SET_TRACKED(obj, True)
+    d = obj.__dict__
+    if type(d) is not _tracking.Attributes:
+        items = {k: _tracking.track(v, obj, k) for k, v in d.items()}
+        d = _tracking.make_attributes(obj, items)
+        _SET_DICT(obj, d)
+    return d
 
 
 def _iter_modules(value: Any, path: tuple, seen: set) -> Iterator[tuple[tuple, Module]]:

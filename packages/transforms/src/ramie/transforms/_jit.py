@@ -114,6 +114,7 @@ class _Jitted:
         jit_kwargs = options
         functools.update_wrapper(self, fun)
         self.fun = fun
+        self._on_read = core.closure_read_hook(fun, "jit")  # warns once per function
         self.static_argnums = _as_tuple(static_argnums)
         self.static_argnames = (
             (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
@@ -147,7 +148,9 @@ class _Jitted:
         else:
             values, leaves = _interleave(layout.dmask, a, b)
         fun = _bind_statics(self.fun, layout.statics) if layout.statics else self.fun
-        out = ga.call_traced("jit", fun, layout.graphdef, layout.spec, values, leaves)
+        out = ga.call_traced(
+            "jit", fun, layout.graphdef, layout.spec, values, leaves, self._on_read
+        )
         new_graphdef, new_values, meta, payload = out
         if new_graphdef is not None or meta is not None or self._sharded:
             return new_values, payload, new_graphdef, meta
@@ -199,7 +202,7 @@ class _Jitted:
             if n == len(args) and not kwargs and ref() is args[pos] and fg.is_current():
                 try:
                     out = layout.jitted(fg.values(), pick(args))
-                except TypeError:
+                except (TypeError, core.ModuleInJaxError):
                     # e.g. an object now where an array was: JAX refuses it before
                     # running anything; the full path below sorts the arguments out
                     # (and re-raises an error of the function itself).
