@@ -7,7 +7,7 @@ import uuid
 
 import jax.numpy as jnp
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import ramie.layers as layers
@@ -158,6 +158,7 @@ _SHARED = fresh()
 @given(st.text(min_size=1).filter(lambda s: s == s.strip()))
 def test_any_clean_name_round_trips(name):
     reg = _SHARED
+    assume(name not in reg)  # a built-in's name ("GRUCell") is a duplicate, tested elsewhere
     reg.register(Scale, name=name)
     assert name in reg and reg.get(name) is Scale and reg.origin(name) == (None, None)
     assert reg.unregister(name) is Scale and name not in reg
