@@ -39,6 +39,13 @@ STRUCTURE_CHANGED = (
     "`use_running_average`). Make such changes before calling the transformed function."
 )
 
+ALIASED_SPECS = (
+    "ramie.transforms.{transform}: {what} is passed through two arguments with different "
+    "{option}: {first}, {second}. One object has one value, so it must be mapped the same "
+    "way wherever it appears: pass it once, or give every argument holding it the same "
+    "{option}."
+)
+
 IN_AXES_ARITY = (
     "ramie.transforms.{transform}: in_axes has {given} entries but the function was called "
     "with {count} positional argument(s). Give one axis per positional argument (a tuple of "

@@ -95,15 +95,19 @@ def rebuild(spec: tuple, objs: Sequence, leaves: Sequence) -> Any:
     return treedef.unflatten([objs[i] if i >= 0 else next(it) for i in slots])
 
 
-def object_names(spec: tuple, count: int) -> list[str]:
-    """A readable name per object (``args[0]``, ``kwargs['model']``) for messages."""
-    treedef, slots = spec
+def position_names(spec: tuple) -> list[str]:
+    """A readable name (``args[0]``, ``kwargs['model']``) per flat position of ``spec``."""
+    treedef, _ = spec
     skeleton = treedef.unflatten(list(range(treedef.num_leaves)))
+    return [_errors.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(skeleton)[0]]
+
+
+def object_names(spec: tuple, count: int) -> list[str]:
+    """A readable name per object (where it first appears) for messages."""
     names = [""] * count
-    for path, position in jax.tree_util.tree_flatten_with_path(skeleton)[0]:
-        i = slots[position]
+    for name, i in zip(position_names(spec), spec[1], strict=True):
         if i >= 0 and not names[i]:
-            names[i] = _errors.keystr(path)
+            names[i] = name
     return names
 
 

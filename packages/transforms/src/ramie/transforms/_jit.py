@@ -21,6 +21,7 @@ import numpy as np
 
 from ramie import core
 
+from . import _axes
 from . import _graphargs as ga
 
 # Argument types that can never hold a ramie object: passed through as leaves.
@@ -269,14 +270,14 @@ class _Jitted:
         )
         spec = (_ARGS_TREEDEFS(len(args)), slots)
         dmask = self._donation_mask(fg, slots, [i for i, s in enumerate(slots) if s < 0])
-        return self._intern(fg, spec, (), dmask, slots)
+        return self._intern(fg, spec, (), dmask, slots, sig.objs(args))
 
-    def _intern(self, fg, spec, statics, dmask, slots) -> Layout:
+    def _intern(self, fg, spec, statics, dmask, slots, objs=()) -> Layout:
         key = (fg.graphdef, spec, statics, dmask)
         layout = self._layouts.get(key)
         if layout is None:
             layout = Layout(fg.graphdef, spec, statics, dmask)
-            layout.jitted = self._jit_for(layout, fg, slots, dmask)
+            layout.jitted = self._jit_for(layout, fg, slots, dmask, objs)
             if len(self._layouts) >= _MAX_LAYOUTS:
                 self._layouts.pop(next(iter(self._layouts)))
             self._layouts[key] = layout
@@ -290,10 +291,10 @@ class _Jitted:
         leaf_mask = tuple(i in self.donate_argnums for i in leaf_args)
         return (value_mask, leaf_mask)
 
-    def _jit_for(self, layout, fg, slots, dmask):
+    def _jit_for(self, layout, fg, slots, dmask, objs):
         if slots is None or not self._sharded:  # shardings apply on the positional path
             return self._make_jit(layout)
-        a, b = _inner_shardings(self.in_shardings, fg, slots, dmask)
+        a, b = _inner_shardings(self.in_shardings, fg, objs, layout.spec, dmask)
         values = None
         if self.in_shardings is not None:  # new values keep the inputs' placement
             values = a if dmask is None else _interleave(dmask, a, b)[0]
@@ -370,15 +371,17 @@ def _bind_statics(fun, statics):
     return bound
 
 
-def _inner_shardings(in_shardings, fg, slots, dmask):
+def _inner_shardings(in_shardings, fg, objs, spec, dmask):
     """Shardings of the inner (donated, kept) arguments from per-argument ones."""
+    slots = spec[1]
     per_arg = (
         tuple(in_shardings)
         if isinstance(in_shardings, (tuple, list))
         else (in_shardings,) * len(slots)
     )
-    by_obj = {slots[i]: s for i, s in enumerate(per_arg) if slots[i] >= 0}
-    values = [_leaf_sharding(by_obj.get(p[0]), p[1:]) for p in fg.paths]
+    appearances = [(slots[i], i, s) for i, s in enumerate(per_arg) if slots[i] >= 0]
+    values = _axes.leaf_specs(fg, appearances, _leaf_sharding)
+    _axes.check_aliasing(fg, objs, spec, appearances, values, _leaf_sharding, "jit", "in_shardings")
     leaves = tuple(s for i, s in enumerate(per_arg) if slots[i] < 0)
     mode = _mode(dmask)  # the same containers as _Jitted._run passes
     if mode == _NO_DONATION:
@@ -396,7 +399,7 @@ def _mode(dmask) -> int:
     return _DONATE_MIXED
 
 
-def _leaf_sharding(spec, path):
+def _leaf_sharding(spec, path, ref=None):
     if spec is None or isinstance(spec, jax.sharding.Sharding):
         return spec
     node = spec

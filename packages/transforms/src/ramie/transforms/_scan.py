@@ -90,7 +90,7 @@ def scan(
             raise _errors.TransformArgumentError(_errors.NO_CARRY.format(count=0, in_axes=in_axes))
         ex = ga.Extracted((args, kwargs))
         fg = ex.fg
-        v_axes = _axes.value_axes(ex, arg_axes, kwargs_axis=None)
+        v_axes = _axes.value_axes(ex, arg_axes, kwargs_axis=None, transform="scan")
         l_axes = _axes.plain_axes(args, kwargs, arg_axes, kwargs_axis=None)
         values, leaves = fg.values(), ex.leaves
         # Plain leaves: Carry ones are carried, None ones closed over, ints scanned.
