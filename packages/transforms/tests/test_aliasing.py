@@ -22,17 +22,21 @@ def _message(transform, option, what, first, second):
     )
 
 
+def _assert_same_object_error(info, transform, option, first, second):
+    assert str(info.value) == _message(
+        transform,
+        option,
+        "the same Linear",
+        f"args[0] with {option} {first!r}",
+        f"args[1] with {option} {second!r}",
+    )
+
+
 def test_vmap_of_one_module_with_two_axes_is_an_error_naming_both():
     m = _stacked()
     with pytest.raises(TransformArgumentError) as info:
         vmap(lambda a, b: a.kernel.value, in_axes=(0, 1))(m, m)
-    assert str(info.value) == _message(
-        "vmap",
-        "in_axes",
-        "the same Linear",
-        "args[0] with in_axes 0",
-        "args[1] with in_axes 1",
-    )
+    _assert_same_object_error(info, "vmap", "in_axes", 0, 1)
 
 
 def test_vmap_of_a_module_and_its_own_variable_with_different_axes():
@@ -81,13 +85,7 @@ def test_jit_with_two_shardings_for_one_object_is_an_error():
     f = jit(lambda a, b: a.kernel.value.sum(), in_shardings=(row, rep))
     with pytest.raises(TransformArgumentError) as info:
         f(m, m)
-    assert str(info.value) == _message(
-        "jit",
-        "in_shardings",
-        "the same Linear",
-        f"args[0] with in_shardings {row!r}",
-        f"args[1] with in_shardings {rep!r}",
-    )
+    _assert_same_object_error(info, "jit", "in_shardings", row, rep)
     with pytest.raises(TransformArgumentError, match="the Param at 'args\\[0\\]/kernel'"):
         f(m, m.kernel)
     assert float(jit(lambda a, b: a.kernel.value.sum(), in_shardings=(rep, rep))(m, m)) == float(
@@ -101,10 +99,4 @@ def test_shard_map_with_two_specs_for_one_object_is_an_error():
     f = shard_map(lambda a, b: a.bias.value, mesh=mesh, in_specs=(P(), P("data")), out_specs=P())
     with pytest.raises(TransformArgumentError) as info:
         f(m, m)
-    assert str(info.value) == _message(
-        "shard_map",
-        "in_specs",
-        "the same Linear",
-        f"args[0] with in_specs {P()!r}",
-        f"args[1] with in_specs {P('data')!r}",
-    )
+    _assert_same_object_error(info, "shard_map", "in_specs", P(), P("data"))

@@ -161,14 +161,12 @@ def check_aliasing(
         wanted = [leaf_spec(given, p[1:], r) for p, r in zip(inner.paths, inner.refs, strict=True)]
         seen = first.setdefault(id(obj), (pos, given, wanted))
         if seen[2] != wanted:
-            raise _errors.TransformArgumentError(
-                _errors.ALIASED_SPECS.format(
-                    transform=transform,
-                    option=option,
-                    what=f"the same {type(obj).__name__}",
-                    first=f"{names[seen[0]]} with {option} {seen[1]!r}",
-                    second=f"{names[pos]} with {option} {given!r}",
-                )
+            raise _aliased(
+                transform,
+                option,
+                f"the same {type(obj).__name__}",
+                f"{names[seen[0]]} with {option} {seen[1]!r}",
+                f"{names[pos]} with {option} {given!r}",
             )
         # A Variable also reached through another argument (e.g. ``(model, model.kernel)``).
         for path, ref, want in zip(inner.paths, inner.refs, wanted, strict=True):
@@ -178,15 +176,21 @@ def check_aliasing(
             here = "/".join([names[pos], *map(str, path[1:])])
             there = fg.paths[k]
             there = "/".join([objects[there[0]], *map(str, there[1:])])
-            raise _errors.TransformArgumentError(
-                _errors.ALIASED_SPECS.format(
-                    transform=transform,
-                    option=option,
-                    what=f"the {type(ref).__name__} at '{there}' (also '{here}')",
-                    first=f"{objects[fg.paths[k][0]]} gives it {specs[k]!r}",
-                    second=f"{names[pos]} gives it {want!r}",
-                )
+            raise _aliased(
+                transform,
+                option,
+                f"the {type(ref).__name__} at '{there}' (also '{here}')",
+                f"{objects[fg.paths[k][0]]} gives it {specs[k]!r}",
+                f"{names[pos]} gives it {want!r}",
             )
+
+
+def _aliased(transform: str, option: str, what: str, first: str, second: str) -> Exception:
+    return _errors.TransformArgumentError(
+        _errors.ALIASED_SPECS.format(
+            transform=transform, option=option, what=what, first=first, second=second
+        )
+    )
 
 
 def plain_axes(args: tuple, kwargs: dict, arg_axes: Sequence, kwargs_axis: Any = 0) -> list:
