@@ -46,6 +46,21 @@ ALIASED_SPECS = (
     "{option}."
 )
 
+ARGNUM_TYPE = (
+    "ramie.transforms.jit: static_argnums/donate_argnums must be ints (or a sequence of "
+    "ints); found {found}."
+)
+
+ARGNUMS_SIGNATURE = (
+    "ramie.transforms.jit: {option}={nums} but {name} accepts only {count} positional "
+    "argument(s). Give indices of positional parameters (negative ones count from the end)."
+)
+
+STATIC_AND_DONATED = (
+    "ramie.transforms.jit: {names} of {name} are both static and donated; a static argument "
+    "is part of the compiled function, so it cannot be donated. Remove it from one of them."
+)
+
 IN_AXES_ARITY = (
     "ramie.transforms.{transform}: in_axes has {given} entries but the function was called "
     "with {count} positional argument(s). Give one axis per positional argument (a tuple of "

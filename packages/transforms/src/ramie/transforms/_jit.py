@@ -10,7 +10,6 @@ the structure of the arguments changes.
 from __future__ import annotations
 
 import functools
-import inspect
 import operator
 import weakref
 from collections.abc import Callable, Sequence
@@ -21,7 +20,7 @@ import numpy as np
 
 from ramie import core
 
-from . import _axes
+from . import _argnums, _axes
 from . import _graphargs as ga
 
 # Argument types that can never hold a ramie object: passed through as leaves.
@@ -31,14 +30,6 @@ _LEAF_TYPES = frozenset(
 )
 _GRAPH = ga.GRAPH_TYPES
 _NO_DONATION, _DONATE_OBJECTS, _DONATE_MIXED = range(3)
-
-
-def _as_tuple(x: int | Sequence[int] | None) -> tuple:
-    if x is None:
-        return ()
-    if isinstance(x, int):
-        return (x,)
-    return tuple(x)
 
 
 class Layout:
@@ -106,25 +97,23 @@ class _Jitted:
 
     def __init__(self, fun: Callable, **options: Any):
         """``options`` are ``jit``'s keyword arguments (see ``jit``)."""
-        static_argnums = options.pop("static_argnums", ())
-        static_argnames = options.pop("static_argnames", ())
-        donate_argnums = options.pop("donate_argnums", ())
-        donate_argnames = options.pop("donate_argnames", ())
+        argnums = _argnums.resolve(
+            fun,
+            options.pop("static_argnums", None),
+            options.pop("static_argnames", None),
+            options.pop("donate_argnums", None),
+            options.pop("donate_argnames", None),
+        )
         in_shardings = options.pop("in_shardings", None)
         out_shardings = options.pop("out_shardings", None)
         jit_kwargs = options
         functools.update_wrapper(self, fun)
         self.fun = fun
-        self.static_argnums = _as_tuple(static_argnums)
-        self.static_argnames = (
-            (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
-        )
-        donate = set(_as_tuple(donate_argnums))
-        names = (donate_argnames,) if isinstance(donate_argnames, str) else donate_argnames
-        if names:
-            params = list(inspect.signature(fun).parameters)
-            donate |= {params.index(n) for n in names if n in params}
-        self.donate_argnums = tuple(sorted(donate))
+        self.static_argnums = argnums.static_nums
+        self.static_argnames = argnums.static_names
+        self.donate_argnums = argnums.donate_nums
+        self.donate_argnames = argnums.donate_names
+        self._donates = bool(self.donate_argnums or self.donate_argnames)
         self.in_shardings = in_shardings
         self.out_shardings = out_shardings
         self._jit_kwargs = jit_kwargs
@@ -172,7 +161,7 @@ class _Jitted:
             kwargs["out_shardings"] = out_shardings
         return jax.jit(
             functools.partial(self._inner, layout),
-            donate_argnums=(0,) if self.donate_argnums else (),
+            donate_argnums=(0,) if layout.mode != _NO_DONATION else (),
             **kwargs,
         )
 
@@ -286,9 +275,10 @@ class _Jitted:
     def _donation_mask(self, fg, slots, leaf_args) -> tuple | None:
         if not self.donate_argnums:
             return None
-        donated_objs = {slots[i] for i in self.donate_argnums if i < len(slots) and slots[i] >= 0}
+        donated = _argnums.at_call(self.donate_argnums, len(slots))
+        donated_objs = {slots[i] for i in donated if slots[i] >= 0}
         value_mask = tuple(p[0] in donated_objs for p in fg.paths)
-        leaf_mask = tuple(i in self.donate_argnums for i in leaf_args)
+        leaf_mask = tuple(i in donated for i in leaf_args)
         return (value_mask, leaf_mask)
 
     def _jit_for(self, layout, fg, slots, dmask, objs):
@@ -302,16 +292,21 @@ class _Jitted:
 
     # -- general path: nested containers, kwargs, static arguments ---------------
     def _call_general(self, args: tuple, kwargs: dict) -> Any:
-        statics = tuple((i, args[i]) for i in self.static_argnums if i < len(args))
+        donated = None
+        if self._donates:
+            nums = _argnums.at_call(self.donate_argnums, len(args))
+            donated = [a for i, a in enumerate(args) if i in nums]
+            donated += [v for k, v in kwargs.items() if k in self.donate_argnames]
+        static_nums = _argnums.at_call(self.static_argnums, len(args))
+        statics = tuple((i, args[i]) for i in sorted(static_nums))
         statics += tuple(("kw", k, kwargs[k]) for k in self.static_argnames if k in kwargs)
         if statics:
-            args = tuple(a for i, a in enumerate(args) if i not in self.static_argnums)
+            args = tuple(a for i, a in enumerate(args) if i not in static_nums)
             kwargs = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
         ex = ga.Extracted((args, kwargs))
         fg = ex.fg
         dmask = None
-        if self.donate_argnums:
-            donated = [a for i, a in enumerate(args) if i in self.donate_argnums]
+        if donated is not None:
             dset = ga.Extracted((donated, {}))
             ids = {id(o) for o in dset.objs}
             donated_objs = {i for i, o in enumerate(ex.objs) if id(o) in ids}
@@ -411,10 +406,10 @@ def _leaf_sharding(spec, path, ref=None):
 def jit(
     fun: Callable | None = None,
     *,
-    static_argnums: int | Sequence[int] = (),
-    static_argnames: str | Sequence[str] = (),
-    donate_argnums: int | Sequence[int] = (),
-    donate_argnames: str | Sequence[str] = (),
+    static_argnums: int | Sequence[int] | None = None,
+    static_argnames: str | Sequence[str] | None = None,
+    donate_argnums: int | Sequence[int] | None = None,
+    donate_argnames: str | Sequence[str] | None = None,
     in_shardings: Any = None,
     out_shardings: Any = None,
     **jit_kwargs: Any,
@@ -428,6 +423,11 @@ def jit(
     references shared between arguments stay shared. Use as ``@jit`` or
     ``@jit(...)``.
 
+    ``static_argnums``/``static_argnames`` (and ``donate_*``) are resolved as
+    ``jax.jit`` resolves them: given one of the pair, the other is inferred
+    from the signature (so a static name also applies when the argument is
+    passed by position); numbers are checked, sorted and de-duplicated, and a
+    negative number counts from the end of each call's positional arguments.
     ``donate_argnums``/``donate_argnames`` donate every leaf of the objects
     (or arrays) at those positions; ``in_shardings`` gives per positional
     argument a ``Sharding`` (for all of an object's leaves) or a State of
