@@ -23,11 +23,19 @@ from ramie import core
 from . import _argnums, _axes
 from . import _graphargs as ga
 
-# Argument types that can never hold a ramie object: passed through as leaves.
-_LEAF_TYPES = frozenset(
-    {type(np.zeros(())), np.ndarray, int, float, bool, complex, type(None)}
-    | {type(jax.numpy.zeros(()))}
-)
+# Argument types that can never hold a ramie object: passed through as leaves. JAX's
+# concrete array type joins on first sight (learning it by making an array here would
+# start JAX's backend at import time).
+_LEAF_TYPES = {type(np.zeros(())), np.ndarray, int, float, bool, complex, type(None)}
+
+
+def _is_leaf_type(t: type) -> bool:
+    if t in _LEAF_TYPES:
+        return True
+    if issubclass(t, jax.Array) and not issubclass(t, jax.core.Tracer):
+        _LEAF_TYPES.add(t)
+        return True
+    return False
 _GRAPH = ga.GRAPH_TYPES
 _NO_DONATION, _DONATE_OBJECTS, _DONATE_MIXED = range(3)
 
@@ -246,7 +254,7 @@ class _Jitted:
 
     def _signature(self, args: tuple):
         types = tuple(map(type, args))
-        if all(t in _LEAF_TYPES or issubclass(t, _GRAPH) for t in types):
+        if all(_is_leaf_type(t) or issubclass(t, _GRAPH) for t in types):
             sig = _Signature(types)
         else:
             sig = _GENERAL
