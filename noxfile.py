@@ -14,6 +14,7 @@ itself again from there::
     python3 noxfile.py -l                   # list every session
     python3 noxfile.py -s "tests(package='layers')" -- -x
     python3 noxfile.py -s matrix            # tests on Python 3.11, 3.12 and 3.13
+    python3 noxfile.py -s verify            # core and transforms with RAMIE_CHECK_STRUCTURE=1
     python3 noxfile.py -s demo              # the main job
 """
 
@@ -246,6 +247,22 @@ def _run_tests(
 def tests(session: nox.Session, package: str) -> None:
     """Test one package in a fresh venv holding only it and what it declares it needs."""
     _run_tests(session, package)
+
+
+#: Packages whose suites also run once in verify mode (see the ``verify`` session).
+VERIFY_PACKAGES = ["core", "transforms"]
+
+
+@nox.session
+@nox.parametrize("package", VERIFY_PACKAGES)
+def verify(session: nox.Session, package: str) -> None:
+    """A package's tests with ``RAMIE_CHECK_STRUCTURE=1``: every cached structure re-walked.
+
+    Any cached flatten that differs from a fresh walk raises StaleStructureError
+    naming the path, so the whole suite doubles as a check that no structural
+    change goes unseen.
+    """
+    _run_tests(session, package, env={"RAMIE_CHECK_STRUCTURE": "1"})
 
 
 @nox.session(python=PYTHONS)

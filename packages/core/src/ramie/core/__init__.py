@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
 from ._api import clone, graphdef, merge, pop, split, state, update
+from ._caches import clear_caches
 from ._diff import Change
 from ._diff import changes as graph_changes
 from ._display import display, render, summary
@@ -27,9 +28,11 @@ from ._errors import (
     GraphError,
     RamieError,
     RngStreamError,
+    StaleStructureError,
     StateLeafError,
     TraceLeakError,
     UnclassifiableAttributeError,
+    UntrackedContainerError,
     format_path,
     format_paths,
 )
@@ -43,6 +46,7 @@ from ._state import State, replace_by_pure_dict, to_pure_dict
 from ._tracking import Dict, Frame, List, transform_frame
 from ._tracking import version as structure_version
 from ._variables import BatchStat, Cache, Intermediate, Param, Variable
+from ._verify import check_structure
 
 try:
     __version__ = _version("ramie-core")
@@ -79,12 +83,16 @@ __all__ = [
     "RngState",
     "RngStream",
     "RngStreamError",
+    "StaleStructureError",
     "Rngs",
     "State",
     "StateLeafError",
     "TraceLeakError",
     "UnclassifiableAttributeError",
+    "UntrackedContainerError",
     "Variable",
+    "check_structure",
+    "clear_caches",
     "clone",
     "display",
     "flatten",

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _codegen, _errors
+from ._caches import BoundedCache
 from ._filters import Filter, is_structural, to_predicate
 from ._graph import GraphDef, _Slot, flatten, leaf_kind, leaf_nodes, unflatten
 from ._module import Module
@@ -18,7 +19,8 @@ from ._state import State, _flat_of
 from ._variables import Variable, _set_value, _snapshot, check_leaf
 
 _MISSING = object()
-_PREDICATES: dict = {}
+#: Predicates of type filters (at most 256).
+_PREDICATES = BoundedCache("predicates", 256)
 
 
 def _predicates(filters: tuple) -> list:
@@ -32,7 +34,7 @@ def _predicates(filters: tuple) -> list:
         if p is None:
             p = to_predicate(f)
             if cacheable:
-                _PREDICATES[f] = p
+                _PREDICATES.put(f, p)
         out.append(p)
     return out
 

@@ -13,35 +13,25 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._caches import BoundedCache
 from ._module import _SET_TRACKED as SET_TRACKED
 from ._state import State
-from ._tracking import Dict, List
+from ._tracking import Dict, List, _rebuild_tuple
 from ._variables import Variable, _snapshot, make_variable
 
 # GraphDef node codes (the first item of every node tuple).
 MODULE, VAR, ARRAY, REF, STATIC, LIST, DICT, TUPLE = range(1, 9)
 
-_CACHE: dict = {}
-_CACHE_SIZE = 1024
+#: Generated builders, per structure (at most 1024; the oldest go first).
+_CACHE = BoundedCache("builders", 1024)
 
 
 def cached(key: Any, make: Callable[[], Callable]) -> Callable:
     """The builder stored under ``key``, generating it with ``make()`` on a miss."""
-    fn = _CACHE.get(key)
-    if fn is None:
-        fn = make()
-        if len(_CACHE) >= _CACHE_SIZE:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = fn
-    return fn
+    return _CACHE.get_or_make(key, make)
 
 
-def rebuild_tuple(cls: type, items: list) -> tuple:
-    if cls is tuple:
-        return tuple(items)
-    if hasattr(cls, "_make"):
-        return cls._make(items)
-    return cls(items)
+rebuild_tuple = _rebuild_tuple
 
 
 class NotALeaf(Exception):

@@ -36,6 +36,14 @@ class UnclassifiableAttributeError(RamieError, TypeError):
     """A Module attribute is neither state, a submodule, a container nor a static value."""
 
 
+class UntrackedContainerError(RamieError, TypeError):
+    """A Module would hold a list/dict subclass whose structural changes ramie cannot see."""
+
+
+class StaleStructureError(RamieError, RuntimeError):
+    """Verify mode found a cached structure that differs from the object graph (a bug)."""
+
+
 class RngStreamError(RamieError, AttributeError):
     """An Rngs object was asked for a stream it does not have."""
 
@@ -174,4 +182,33 @@ ROOT_IS_A_LEAF = (
     "Cannot flatten a bare {type_name}: split/state/graphdef take a Module, or a tuple, "
     "list or dict of objects, and a bare Variable or array has no path to store it under "
     "in a State. Wrap it, e.g. split((variable,)), or put it in a Module."
+)
+
+UNTRACKED_CONTAINER = (
+    "{where} was given a {type_name}. ramie caches each model's structure and sees its "
+    "changes through the plain lists and dicts it converts to ramie.core.List / "
+    "ramie.core.Dict; a {type_name} is a subclass it cannot convert without changing its "
+    "behaviour, so changes to it could go unseen. Use a plain {base} instead{hint}."
+)
+
+UNTRACKED_HINTS = {
+    "defaultdict": " (write `d.setdefault(key, []).append(x)` where you wrote `d[key].append(x)`)",
+    "OrderedDict": " (plain dicts keep insertion order)",
+}
+
+UNTRACKED_IN_GRAPH = (
+    "The {type_name} at '{path}' is a {base} ramie does not track (it was put there "
+    "without going through a Module attribute or a ramie List/Dict, e.g. with "
+    "object.__setattr__ or list.append(...) called on the class): changes to it would go "
+    "unseen by the cached structure. Assign it as a Module attribute (`module.x = [...]`) "
+    "or through a ramie container, which converts it."
+)
+
+STALE_STRUCTURE = (
+    "RAMIE_CHECK_STRUCTURE: the cached structure of {root} no longer matches the objects:\n"
+    "{changes}\nA structural change reached the object graph without being seen (not through "
+    "a Module attribute, a ramie List/Dict, or Variable metadata), so split/state/update and "
+    "nn.jit would have used a stale structure. If your code did not bypass tracking on "
+    "purpose (e.g. list.append(module.layers, x)), this is a ramie bug: please report it "
+    "with the code that made the change."
 )

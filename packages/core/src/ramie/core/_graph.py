@@ -19,6 +19,7 @@ from typing import Any
 import jax
 
 from . import _codegen, _errors, _tracking
+from ._caches import BoundedCache
 from ._codegen import ARRAY as _ARRAY
 from ._codegen import DICT as _DICT
 from ._codegen import LIST as _LIST
@@ -165,6 +166,7 @@ class FlatGraph:
         "version",
         "assignments",
         "_roots",
+        "_tuple_root",
         "_index",
         "_all_variables",
         "__weakref__",
@@ -176,6 +178,7 @@ class FlatGraph:
         self._all_variables = not any(type(r) is _Slot for r in refs)
         self.version = version
         self._roots = roots
+        self._tuple_root = False
         self._index: dict | None = None
         # Filter predicates -> which State each leaf goes to (for structural filters).
         self.assignments: dict[tuple, tuple] = {}
@@ -210,8 +213,8 @@ class FlatGraph:
             )
 
         states = _codegen.cached(("states", graphdef, assignment, count), make)(self.refs)
-        if _tracking.FRAMES:  # the copies are new objects, owned by the running transform
-            frame = _tracking.FRAMES[-1]
+        frame = _tracking.current_frame()
+        if frame is not None:  # the copies are new objects, owned by the running transform
             leaves = (v for s in states for v in s.flat_state().values())
             frame.own(v for v in leaves if isinstance(v, Variable))
         return states
@@ -258,8 +261,8 @@ class FlatGraph:
         return self._index
 
 
-_CACHE: dict[Hashable, FlatGraph] = {}
-_CACHE_SIZE = 512
+#: Flattened structures per root (ids), at most 512; an entry goes when a root dies.
+_CACHE = BoundedCache("structures", 512)
 
 
 def _root_key(obj: Any) -> Hashable | None:
@@ -274,6 +277,8 @@ def _root_key(obj: Any) -> Hashable | None:
 
 
 _ROOT_TYPES = (Module, Variable)
+#: Verify mode's check of a cache hit (see ``_verify``); None when verify mode is off.
+CHECK: list = [None]
 
 
 def flatten(obj: Any) -> FlatGraph:
@@ -293,17 +298,33 @@ def flatten(obj: Any) -> FlatGraph:
     >>> flatten(m).values()[0].shape
     (2,)
     """
+    check = CHECK[0]
     if type(obj) is tuple:
         # A cached entry is evicted as soon as one of its roots dies, so a hit on the
         # ids is a hit on these very objects: no need to check their types first.
         fg = _CACHE.get(tuple(map(id, obj)))
         if fg is not None and fg.version == _tracking._VERSION[0]:
-            return fg
+            if check is None or check(fg):
+                return fg
     key = _root_key(obj)
     if key is not None:
         fg = _CACHE.get(key)
         if fg is not None and fg.version == _tracking._VERSION[0]:
-            return fg
+            if check is None or check(fg):
+                return fg
+    fg = walk(obj)
+    if key is None:
+        return fg
+    roots = obj if isinstance(obj, tuple) else (obj,)
+    evict = _evictor(key)
+    fg._roots = tuple(weakref.ref(r, evict) for r in roots)
+    fg._tuple_root = isinstance(obj, tuple)
+    _CACHE.put(key, fg)
+    return fg
+
+
+def walk(obj: Any) -> FlatGraph:
+    """Walk ``obj`` afresh (no cache lookup, nothing stored): a new FlatGraph."""
     version = _tracking._VERSION[0]
     ids: dict[int, int] = {}
     paths: list = []
@@ -312,21 +333,12 @@ def flatten(obj: Any) -> FlatGraph:
     node = _walk(obj, (), holder, 0, ids, paths, refs)
     if paths and not paths[0]:
         raise _errors.GraphError(_errors.ROOT_IS_A_LEAF.format(type_name=type(obj).__name__))
-    graphdef = GraphDef(node, tuple(paths))
-    if key is None:
-        return FlatGraph(graphdef, refs, version, ())
-    roots = obj if isinstance(obj, tuple) else (obj,)
-    evict = _evictor(key)
-    fg = FlatGraph(graphdef, refs, version, tuple(weakref.ref(r, evict) for r in roots))
-    if len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[key] = fg
-    return fg
+    return FlatGraph(GraphDef(node, tuple(paths)), refs, version, ())
 
 
 def _evictor(key):
     def evict(_ref):
-        _CACHE.pop(key, None)
+        _CACHE.discard(key)
 
     return evict
 
@@ -346,8 +358,7 @@ def _walk(obj, path, holder, key, ids, paths, refs):
         if i is not None:
             return (_REF, i)
         ids[id(obj)] = len(ids)
-        set_tracked(obj)
-        d = obj.__dict__
+        d = set_tracked(obj)
         return (
             _MODULE,
             type(obj),
@@ -360,6 +371,8 @@ def _walk(obj, path, holder, key, ids, paths, refs):
     if kind == _LIST:
         if type(obj) is List:
             obj._ramie_tracked = True
+        elif _in_tracked(holder):
+            _untracked(obj, path, "list")
         return (
             _LIST,
             tuple(_walk(v, path + (i,), obj, i, ids, paths, refs) for i, v in enumerate(obj)),
@@ -367,6 +380,8 @@ def _walk(obj, path, holder, key, ids, paths, refs):
     if kind == _DICT:
         if type(obj) is Dict:
             obj._ramie_tracked = True
+        elif _in_tracked(holder):
+            _untracked(obj, path, "dict")
         return (
             _DICT,
             tuple((k, _walk(v, path + (k,), obj, k, ids, paths, refs)) for k, v in obj.items()),
@@ -390,6 +405,24 @@ def _walk(obj, path, holder, key, ids, paths, refs):
             )
         ) from None
     return (_STATIC, type(obj), obj)
+
+
+_TRACKED_HOLDERS = (List, Dict, _tracking.Attributes)
+
+
+def _in_tracked(holder) -> bool:
+    """Whether a value held by ``holder`` is inside a Module (not a plain root container)."""
+    while type(holder) is _TupleHolder:
+        holder = holder.holder
+    return type(holder) in _TRACKED_HOLDERS
+
+
+def _untracked(obj, path, base):
+    raise _errors.UntrackedContainerError(
+        _errors.UNTRACKED_IN_GRAPH.format(
+            type_name=type(obj).__name__, path=_errors.format_path(path), base=base
+        )
+    )
 
 
 # -- unflatten -----------------------------------------------------------------

@@ -15,10 +15,8 @@ from . import _errors, _tracking
 from ._variables import Variable
 
 _MISSING = object()
-
-
-def _is_array(x: Any) -> bool:
-    return isinstance(x, _tracking.ARRAY_TYPES)
+_needs_tracking = _tracking.needs_tracking
+_is_array_swap = _tracking.is_array_swap
 
 
 class Module:
@@ -48,12 +46,11 @@ class Module:
         return obj
 
     def __setattr__(self, name: str, value: Any) -> None:
-        t = type(value)
-        if t is list or t is dict or t is tuple:
-            value = _tracking.track(value)
+        if _needs_tracking(value):
+            value = _tracking.track(value, self, name)
         if self._ramie_tracked:
             old = self.__dict__.get(name, _MISSING)
-            if old is not value and not (_is_array(old) and _is_array(value)):
+            if old is not value and not _is_array_swap(old, value):
                 _tracking.bump()
         object.__setattr__(self, name, value)
 
@@ -185,10 +182,23 @@ class Module:
 
 
 _SET_TRACKED = Module.__dict__["_ramie_tracked"].__set__
+_SET_DICT = Module.__dict__["__dict__"].__set__
 
 
-def set_tracked(obj: Module) -> None:
+def set_tracked(obj: Module) -> dict:
+    """Mark ``obj`` as part of a cached structure; return its (tracked) attribute dict.
+
+    From now on every structural change to it, through ``setattr``, ``delattr``
+    or its ``__dict__``, bumps the structure version. Plain lists/dicts that got
+    into ``__dict__`` before are converted here.
+    """
     _SET_TRACKED(obj, True)
+    d = obj.__dict__
+    if type(d) is not _tracking.Attributes:
+        items = {k: _tracking.track(v, obj, k) for k, v in d.items()}
+        d = _tracking.make_attributes(obj, items)
+        _SET_DICT(obj, d)
+    return d
 
 
 def _iter_modules(value: Any, path: tuple, seen: set) -> Iterator[tuple[tuple, Module]]:

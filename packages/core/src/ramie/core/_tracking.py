@@ -15,17 +15,22 @@ caches of others.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import threading
 from collections.abc import Iterator
 
 import jax
 import numpy as np
 
 _VERSION = [0]
+# ``next`` on a count is atomic under the GIL: two threads bumping at once still
+# give two new, never-reused versions (``+= 1`` could lose one).
+_NEXT_VERSION = itertools.count(1).__next__
 
 
 def bump() -> None:
     """Record that the structure of some cached object graph changed."""
-    _VERSION[0] += 1
+    _VERSION[0] = _NEXT_VERSION()
 
 
 def version() -> int:
@@ -59,8 +64,39 @@ class Frame:
         self.owned.update(map(id, objects))
 
 
-#: The stack of transforms currently tracing, innermost last. Empty outside transforms.
-FRAMES: list[Frame] = []
+class _ThreadState(threading.local):
+    """Per-thread trace state: the stack of transforms tracing in this thread."""
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+
+
+_LOCAL = _ThreadState()
+#: How many frames are open in all threads together. Zero outside every transform,
+#: so eager code pays one list-item test before skipping all frame bookkeeping.
+ACTIVE = [0]
+_ACTIVE_LOCK = threading.Lock()
+
+
+def frames() -> list[Frame]:
+    """The transforms tracing in the calling thread, innermost last (empty outside)."""
+    return _LOCAL.frames
+
+
+def current_frame() -> Frame | None:
+    """The innermost transform tracing in the calling thread, or None."""
+    if not ACTIVE[0]:
+        return None
+    stack = _LOCAL.frames
+    return stack[-1] if stack else None
+
+
+def __getattr__(name: str):
+    # ``FRAMES`` is the calling thread's stack (kept for code written before frames
+    # became per-thread).
+    if name == "FRAMES":
+        return _LOCAL.frames
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @contextlib.contextmanager
@@ -69,6 +105,8 @@ def transform_frame(name: str) -> Iterator[Frame]:
 
     For authors of transforms: inside the block, assigning a traced value to
     a Variable the frame does not own raises ``CapturedMutationError``.
+    Frames are per thread: functions traced at the same time in different
+    threads never see each other's frames.
 
     >>> from ramie.core import Param, transform_frame
     >>> with transform_frame("jit") as frame:
@@ -77,52 +115,99 @@ def transform_frame(name: str) -> Iterator[Frame]:
     True
     """
     frame = Frame(name)
-    FRAMES.append(frame)
+    stack = _LOCAL.frames
+    stack.append(frame)
+    with _ACTIVE_LOCK:
+        ACTIVE[0] += 1
     try:
         yield frame
     finally:
-        FRAMES.remove(frame)
+        with _ACTIVE_LOCK:
+            ACTIVE[0] -= 1
+        stack.remove(frame)
 
 
 def owned_by_frame(obj) -> None:
-    """Record that ``obj`` was made inside the innermost running transform."""
-    FRAMES[-1].owned.add(id(obj))
+    """Record that ``obj`` was made inside the innermost transform of this thread."""
+    stack = _LOCAL.frames
+    if stack:
+        stack[-1].owned.add(id(obj))
 
 
-def track(value):
-    """Return ``value`` with every plain list/dict in it (outside Modules) tracked."""
+_MISSING = object()
+
+
+def _describe(owner, key) -> str:
+    if owner is None:
+        return "A ramie container"
+    if isinstance(owner, (List, Dict)):
+        return f"A ramie.core.{type(owner).__name__} (at {key!r})"
+    owner_name = owner if isinstance(owner, str) else type(owner).__name__
+    return f"Module attribute '{owner_name}.{key}'"
+
+
+def refuse(value, owner=None, key=None):
+    """Raise the error for a list/dict subclass that ramie cannot track."""
+    from ._errors import UNTRACKED_CONTAINER, UNTRACKED_HINTS, UntrackedContainerError
+
+    name = type(value).__name__
+    raise UntrackedContainerError(
+        UNTRACKED_CONTAINER.format(
+            where=_describe(owner, key),
+            type_name=name,
+            base="dict" if isinstance(value, dict) else "list",
+            hint=UNTRACKED_HINTS.get(name, ""),
+        )
+    )
+
+
+def track(value, owner=None, key=None):
+    """``value`` with every plain list/dict in it tracked (``owner``/``key`` name it in errors).
+
+    Plain lists and dicts become ``List``/``Dict`` (recursively, also inside
+    tuples); other list/dict subclasses (``defaultdict``, user subclasses) are
+    refused with ``UntrackedContainerError``: their changes could go unseen.
+    """
     t = type(value)
     if t is list:
-        return List(value)
+        out = list.__new__(List)
+        out._ramie_tracked = False
+        list.extend(out, [track(v, owner, key) for v in value])
+        return out
     if t is dict:
-        return Dict(value)
-    if t is tuple:
-        items = tuple(track(v) for v in value)
+        out = dict.__new__(Dict)
+        out._ramie_tracked = False
+        dict.update(out, {k: track(v, owner, key) for k, v in value.items()})
+        return out
+    if t is List or t is Dict:
+        return value
+    if isinstance(value, tuple):  # NamedTuples too: their items are tracked, type kept
+        items = [track(v, owner, key) for v in value]
         if any(a is not b for a, b in zip(items, value, strict=True)):
-            return items
+            return _rebuild_tuple(t, items)
+        return value
+    if isinstance(value, (list, dict)):
+        refuse(value, owner, key)
     return value
 
 
-def _bumps(name):
-    base = getattr(list if name in _LIST_METHODS else dict, name)
-
-    def method(self, *args, **kwargs):
-        if self._ramie_tracked:
-            bump()
-        return base(self, *args, **kwargs)
-
-    method.__name__ = name
-    method.__doc__ = base.__doc__
-    return method
+def _rebuild_tuple(cls: type, items: list) -> tuple:
+    if cls is tuple:
+        return tuple(items)
+    if hasattr(cls, "_make"):
+        return cls._make(items)
+    return cls(items)
 
 
-_LIST_METHODS = frozenset(
-    ["__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend", "insert"]
-    + ["pop", "remove", "clear", "sort", "reverse"]
-)
-_DICT_METHODS = frozenset(
-    ["__setitem__", "__delitem__", "__ior__", "pop", "popitem", "clear", "update", "setdefault"]
-)
+def needs_tracking(value) -> bool:
+    """True when ``track(value)`` may return something else or raise (cheap pre-check)."""
+    t = type(value)
+    return t is not List and t is not Dict and isinstance(value, (list, dict, tuple))
+
+
+def is_array_swap(old, new) -> bool:
+    """True when an attribute holding an array gets another array (a value, not structure)."""
+    return isinstance(old, ARRAY_TYPES) and isinstance(new, ARRAY_TYPES)
 
 
 class List(list):
@@ -130,6 +215,8 @@ class List(list):
 
     Lists assigned to Module attributes are converted to ``List`` automatically,
     so that ``model.layers.append(block)`` invalidates cached graph structure.
+    Every way of putting a value in (``append``, ``insert``, ``extend``, ``+=``,
+    slice assignment) converts plain lists/dicts inside it too.
 
     >>> from ramie.core import List
     >>> xs = List([1, 2])
@@ -138,71 +225,155 @@ class List(list):
     True
     """
 
-    __slots__ = ("_ramie_tracked",)
+    __slots__ = ("_ramie_tracked", "__weakref__")
 
     def __init__(self, items=()):
         self._ramie_tracked = False
-        super().__init__(track(v) for v in items)
+        super().__init__(track(v, self, i) for i, v in enumerate(items))
 
     def __reduce__(self):
         return (List, (list(self),))
+
+    def append(self, value) -> None:
+        if self._ramie_tracked:
+            bump()
+        list.append(self, track(value, self, len(self)))
+
+    def insert(self, index, value) -> None:
+        if self._ramie_tracked:
+            bump()
+        list.insert(self, index, track(value, self, index))
+
+    def extend(self, values) -> None:
+        if self._ramie_tracked:
+            bump()
+        list.extend(self, [track(v, self, i) for i, v in enumerate(values, len(self))])
+
+    def __iadd__(self, values):
+        self.extend(values)
+        return self
+
+    def __setitem__(self, index, value) -> None:
+        if self._ramie_tracked:
+            bump()
+        if isinstance(index, slice):
+            value = [track(v, self, index) for v in value]
+        else:
+            value = track(value, self, index)
+        list.__setitem__(self, index, value)
 
 
 class Dict(dict):
     """A dict held by a Module: a plain ``dict`` that reports structural changes.
 
+    Every way of putting a value in (``d[k] = v``, ``setdefault``, ``update``,
+    ``|=``) converts plain lists/dicts inside it too, so the list that
+    ``setdefault`` returns is itself tracked.
+
     >>> from ramie.core import Dict
     >>> d = Dict(a=1)
     >>> d["b"] = 2
-    >>> sorted(d)
-    ['a', 'b']
+    >>> d.setdefault("c", []).append(3)
+    >>> sorted(d), type(d["c"]).__name__
+    (['a', 'b', 'c'], 'List')
     """
 
-    __slots__ = ("_ramie_tracked",)
+    __slots__ = ("_ramie_tracked", "__weakref__")
 
     def __init__(self, *args, **kwargs):
         self._ramie_tracked = False
         super().__init__(*args, **kwargs)
         for k, v in dict.items(self):
-            t = type(v)
-            if t is list or t is dict or t is tuple:
-                dict.__setitem__(self, k, track(v))
+            if needs_tracking(v):
+                dict.__setitem__(self, k, track(v, self, k))
 
     def __reduce__(self):
         return (Dict, (dict(self),))
 
+    def __setitem__(self, key, value) -> None:
+        if self._ramie_tracked:
+            bump()
+        dict.__setitem__(self, key, track(value, self, key))
 
-for _name in _LIST_METHODS:
-    setattr(List, _name, _bumps(_name))
-for _name in _DICT_METHODS:
-    setattr(Dict, _name, _bumps(_name))
+    def setdefault(self, key, default=None):
+        if key in self:
+            return dict.__getitem__(self, key)
+        self[key] = default
+        return dict.__getitem__(self, key)
 
+    def update(self, *args, **kwargs) -> None:
+        if self._ramie_tracked:
+            bump()
+        for k, v in dict(*args, **kwargs).items():
+            dict.__setitem__(self, k, track(v, self, k))
 
-def _list_append(self, value):
-    if self._ramie_tracked:
-        bump()
-    list.append(self, track(value))
-
-
-def _list_setitem(self, index, value):
-    if self._ramie_tracked:
-        bump()
-    if isinstance(index, slice):
-        value = [track(v) for v in value]
-    else:
-        value = track(value)
-    list.__setitem__(self, index, value)
-
-
-def _dict_setitem(self, key, value):
-    if self._ramie_tracked:
-        bump()
-    dict.__setitem__(self, key, track(value))
+    def __ior__(self, other):
+        self.update(other)
+        return self
 
 
-List.append = _list_append
-List.__setitem__ = _list_setitem
-Dict.__setitem__ = _dict_setitem
+def _bumps(base, name):
+    method = getattr(base, name)
+
+    def bumping(self, *args, **kwargs):
+        if self._ramie_tracked:
+            bump()
+        return method(self, *args, **kwargs)
+
+    bumping.__name__ = name
+    bumping.__doc__ = method.__doc__
+    return bumping
+
+
+# Methods that only remove or reorder entries: they bump, and need no conversion.
+for _name in ["__delitem__", "__imul__", "pop", "remove", "clear", "sort", "reverse"]:
+    setattr(List, _name, _bumps(list, _name))
+for _name in ["__delitem__", "pop", "popitem", "clear"]:
+    setattr(Dict, _name, _bumps(dict, _name))
+
+
+class Attributes(dict):
+    """The ``__dict__`` of a flattened Module: writes through it are tracked too.
+
+    ``module.__dict__[name] = value``, ``vars(module).update(...)`` and the
+    like convert plain lists/dicts and report structural changes, exactly as
+    ``setattr`` does. Installed by the first ``flatten`` of the module.
+    """
+
+    __slots__ = ("_ramie_owner", "_ramie_tracked")
+
+    def __setitem__(self, key, value) -> None:
+        value = track(value, self._ramie_owner, key)
+        if self._ramie_tracked and not is_array_swap(self.get(key, _MISSING), value):
+            bump()
+        dict.__setitem__(self, key, value)
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return dict.__getitem__(self, key)
+
+    def update(self, *args, **kwargs) -> None:
+        for k, v in dict(*args, **kwargs).items():
+            self[k] = v
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+
+for _name in ["__delitem__", "pop", "popitem", "clear"]:
+    setattr(Attributes, _name, _bumps(dict, _name))
+
+
+def make_attributes(owner, items: dict) -> Attributes:
+    """A tracked attribute dict for Module ``owner`` holding ``items`` (already tracked)."""
+    d = dict.__new__(Attributes)
+    dict.update(d, items)
+    d._ramie_owner = type(owner).__name__  # a name only: no cycle through the Module
+    d._ramie_tracked = True
+    return d
+
 
 jax.tree_util.register_pytree_with_keys(
     List,

@@ -14,9 +14,10 @@ import jax
 import numpy as np
 
 from . import _errors, _tracking
+from ._caches import BoundedCache
 
 _MISSING = object()
-_FRAMES = _tracking.FRAMES
+_ACTIVE = _tracking.ACTIVE  # frames open in any thread (see _tracking)
 _OWN = frozenset({"_value", "_metadata", "value"})
 _EMPTY: dict = {}
 
@@ -106,7 +107,7 @@ class Variable:
         for name, item in metadata.items():
             _check_hashable(name, item)
         object.__setattr__(self, "_metadata", metadata or _EMPTY)
-        if _FRAMES:
+        if _ACTIVE[0]:
             _tracking.owned_by_frame(self)
 
     def __init_subclass__(cls, **kwargs):
@@ -125,8 +126,10 @@ class Variable:
     @value.setter
     def value(self, new: Any) -> None:
         check_leaf(new, type(self).__name__)
-        if _FRAMES and isinstance(new, jax.core.Tracer) and id(self) not in _FRAMES[-1].owned:
-            _captured_mutation(self, new)
+        if _ACTIVE[0] and isinstance(new, jax.core.Tracer):
+            frame = _tracking.current_frame()
+            if frame is not None and id(self) not in frame.owned:
+                _captured_mutation(self, new, frame.name)
         object.__setattr__(self, "_value", new)
 
     # -- metadata ----------------------------------------------------------
@@ -174,7 +177,7 @@ class Variable:
         object.__setattr__(
             new, "_metadata", {**self._metadata, **metadata} if metadata else self._metadata
         )
-        if _FRAMES:
+        if _ACTIVE[0]:
             _tracking.owned_by_frame(new)
         return new
 
@@ -254,14 +257,12 @@ class Variable:
         return f"{type(self).__name__}({body}{meta})"
 
 
-def _captured_mutation(v: Variable, new: Any) -> None:
+def _captured_mutation(v: Variable, new: Any, transform: str) -> None:
     old = v._value
     shape, dtype = getattr(old, "shape", None), getattr(old, "dtype", None)
     found = f"holding {dtype}{list(shape)}" if shape is not None else f"holding {old!r:.40}"
     raise _errors.CapturedMutationError(
-        _errors.CAPTURED_MUTATION.format(
-            kind=type(v).__name__, found=found, transform=_FRAMES[-1].name
-        )
+        _errors.CAPTURED_MUTATION.format(kind=type(v).__name__, found=found, transform=transform)
     )
 
 
@@ -278,7 +279,7 @@ def _snapshot(v: Variable) -> Variable:
     new = _new(type(v))
     _set_value(new, v._value)
     _set_metadata(new, v._metadata)
-    if _FRAMES:
+    if _ACTIVE[0]:
         _tracking.owned_by_frame(new)
     return new
 
@@ -296,7 +297,7 @@ def make_variable(cls: type, value: Any, metadata_items: tuple) -> Variable:
     new = _new(cls)
     _set_value(new, value)
     _set_metadata(new, dict(metadata_items) if metadata_items else _EMPTY)
-    if _FRAMES:
+    if _ACTIVE[0]:
         _tracking.owned_by_frame(new)
     return new
 
@@ -334,14 +335,15 @@ for _name in ["neg", "pos", "abs", "invert"]:
     )
 
 
-_METADATA_DICTS: dict[tuple, dict] = {}
+#: One shared metadata dict per distinct metadata (at most 4096).
+_METADATA_DICTS = BoundedCache("metadata", 4096)
 
 
 def _metadata_dict(items: tuple) -> dict:
     """The (shared, never mutated) metadata dict for sorted metadata items."""
     md = _METADATA_DICTS.get(items)
     if md is None:
-        md = _METADATA_DICTS[items] = dict(items)
+        md = _METADATA_DICTS.put(items, dict(items))
     return md
 
 
@@ -360,7 +362,7 @@ def _register(cls: type) -> None:
         new = _new(cls)
         _set_value(new, children[0])
         _set_metadata(new, _metadata_dict(md) if md else _EMPTY)
-        if _FRAMES:
+        if _ACTIVE[0]:
             _tracking.owned_by_frame(new)
         return new
 
