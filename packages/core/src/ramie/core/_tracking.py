@@ -108,7 +108,8 @@ def transform_frame(name: str) -> Iterator[Frame]:
     Frames are per thread: functions traced at the same time in different
     threads never see each other's frames.
 
-    >>> from ramie.core import Param, transform_frame
+    >>> from ramie.core import Param
+    >>> from ramie.core.extend import transform_frame
     >>> with transform_frame("jit") as frame:
     ...     p = Param(1.0)  # made inside: owned
     ...     frame.owned == {id(p)}

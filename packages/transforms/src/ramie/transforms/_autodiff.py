@@ -17,6 +17,7 @@ from typing import Any
 import jax
 
 from ramie import core
+from ramie.core import extend
 
 from . import _errors
 from . import _graphargs as ga
@@ -75,7 +76,7 @@ class _DiffCall:
             or (
                 p[0] in diff_objs
                 and isinstance(ex.objs[p[0]], core.Module)
-                and pred(p[1:], _as_leaf(r))
+                and pred(p[1:], extend.leaf(r))
             )
             for k, (p, r) in enumerate(zip(fg.paths, fg.refs, strict=True))
         )
@@ -97,7 +98,7 @@ class _DiffCall:
         def pure(diff, kept):
             values = _join(self.vmask, diff[0], kept[0])
             leaves = _join(self.lmask, diff[1], kept[1])
-            with core.transform_frame(self.name) as frame:
+            with extend.transform_frame(self.name) as frame:
                 objs = ga.enter(frame, graphdef, values)
                 args, kwargs = ga.rebuild(spec, objs, leaves)
                 out = fun(*args, **kwargs)
@@ -192,10 +193,6 @@ class _DiffCall:
 
     def _treedef(self, argnum):
         return jax.tree_util.tree_structure(self.args[argnum], is_leaf=ga.is_graph)
-
-
-def _as_leaf(ref):
-    return ref if isinstance(ref, core.Variable) else ref._value
 
 
 def _unwrap(x):

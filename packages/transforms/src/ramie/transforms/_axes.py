@@ -8,6 +8,7 @@ from typing import Any
 import jax
 
 from ramie import core
+from ramie.core import extend
 
 from . import _errors
 from . import _graphargs as ga
@@ -118,11 +119,11 @@ def value_axes(
 
 def _leaf_axis(spec: Any, path: tuple, ref: Any) -> Any:
     if isinstance(spec, StateAxes):
-        return spec.axis_for(path, ref if isinstance(ref, core.Variable) else ref._value)
+        return spec.axis_for(path, extend.leaf(ref))
     return spec
 
 
-def leaf_specs(fg: core.FlatGraph, appearances: list, leaf_spec) -> list:
+def leaf_specs(fg: extend.FlatGraph, appearances: list, leaf_spec) -> list:
     """Per leaf of ``ex.fg``: ``leaf_spec(spec, path in its object, ref)`` for the
     spec of the first argument that reaches it."""
     obj_spec: dict[int, Any] = {}
@@ -135,7 +136,7 @@ def leaf_specs(fg: core.FlatGraph, appearances: list, leaf_spec) -> list:
 
 
 def check_aliasing(
-    fg: core.FlatGraph,
+    fg: extend.FlatGraph,
     objs: tuple,
     spec: tuple,
     appearances: list,
@@ -157,7 +158,7 @@ def check_aliasing(
     first: dict[int, tuple] = {}
     for slot, pos, given in appearances:
         obj = objs[slot]
-        inner = core.flatten((obj,))  # a tuple root: a bare Variable is fine too
+        inner = extend.flatten((obj,))  # a tuple root: a bare Variable is fine too
         wanted = [leaf_spec(given, p[1:], r) for p, r in zip(inner.paths, inner.refs, strict=True)]
         seen = first.setdefault(id(obj), (pos, given, wanted))
         if seen[2] != wanted:

@@ -1,7 +1,11 @@
 """The caches transforms keep, bounded and holding user objects only weakly.
 
 ``LRU`` is a small thread-safe mapping that forgets its least recently used
-entry beyond ``maxsize``; every LRU made here is emptied by ``clear_caches``.
+entry beyond ``maxsize``. ``ByObject`` maps live objects (e.g. a FlatGraph)
+to values by identity, holding the objects weakly: an entry goes when its
+object dies. Both register with ``ramie.core.extend.register_cache``, so
+``ramie.core.clear_caches()`` (also ``ramie.transforms.clear_caches``)
+empties them with core's own caches.
 
 ``traced_body`` keeps, per user function and per static description of a call
 (structure, axes, ...), the one Python function handed to ``jax.lax.scan``,
@@ -25,17 +29,22 @@ import weakref
 from collections.abc import Callable, Hashable
 from typing import Any
 
-_ALL: weakref.WeakSet = weakref.WeakSet()
+from ramie.core import (
+    clear_caches,  # noqa: F401  (re-exported: it empties ours too)
+    extend,
+)
 
 
 class LRU:
     """A bounded, thread-safe mapping; the least recently used entry goes first."""
 
+    __slots__ = ("maxsize", "_items", "_lock", "__weakref__")
+
     def __init__(self, maxsize: int):
         self.maxsize = maxsize
         self._items: collections.OrderedDict = collections.OrderedDict()
         self._lock = threading.Lock()
-        _ALL.add(self)
+        extend.register_cache(self)
 
     def get(self, key: Hashable) -> Any:
         with self._lock:
@@ -59,16 +68,45 @@ class LRU:
         return len(self._items)
 
 
-def clear_caches() -> None:
-    """Empty every cache of ramie.transforms (compiled layouts, traced loop bodies).
+class ByObject:
+    """Values per live object, by identity; the object is held weakly.
 
-    Nothing is lost but time: the next call traces (and compiles) again.
-
-    >>> from ramie import transforms
-    >>> transforms.clear_caches()
+    >>> class Key:
+    ...     pass
+    >>> k = Key(); table = ByObject()
+    >>> table.put(k, "value"); table.get(k)
+    'value'
+    >>> del k; len(table)
+    0
     """
-    for cache in list(_ALL):
-        cache.clear()
+
+    __slots__ = ("_items", "__weakref__")
+
+    def __init__(self):
+        self._items: dict[int, tuple] = {}
+        extend.register_cache(self)
+
+    def get(self, obj: Any) -> Any:
+        entry = self._items.get(id(obj))
+        if entry is not None and entry[0]() is obj:
+            return entry[1]
+        return None
+
+    def put(self, obj: Any, value: Any) -> None:
+        key, items = id(obj), self._items
+
+        def forget(ref: weakref.ref) -> None:
+            entry = items.get(key)
+            if entry is not None and entry[0] is ref:
+                items.pop(key, None)
+
+        items[key] = (weakref.ref(obj, forget), value)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 def _weak(fun: Callable) -> tuple[Any, Hashable] | None:

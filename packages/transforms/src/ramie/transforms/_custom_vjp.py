@@ -9,6 +9,7 @@ from typing import Any
 import jax
 
 from ramie import core
+from ramie.core import extend
 
 from . import _errors
 from . import _graphargs as ga
@@ -68,7 +69,7 @@ class custom_vjp:  # noqa: N801 - named like jax.custom_vjp
         def args_of(d, k):
             values = _join(call.vmask, d[0], k[0])
             leaves = _join(call.lmask, d[1], k[1])
-            with core.transform_frame("custom_vjp") as frame:
+            with extend.transform_frame("custom_vjp") as frame:
                 objs = ga.enter(frame, graphdef, values)
             return ga.rebuild(spec, objs, leaves)[0]
 

@@ -13,14 +13,15 @@ import functools
 import operator
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
 from ramie import core
+from ramie.core import extend
 
-from . import _argnums, _axes
+from . import _argnums, _axes, _cache
 from . import _graphargs as ga
 
 # Argument types that can never hold a ramie object: passed through as leaves. JAX's
@@ -36,6 +37,8 @@ def _is_leaf_type(t: type) -> bool:
         _LEAF_TYPES.add(t)
         return True
     return False
+
+
 _GRAPH = ga.GRAPH_TYPES
 _NO_DONATION, _DONATE_OBJECTS, _DONATE_MIXED = range(3)
 
@@ -84,20 +87,33 @@ def _picker(positions: tuple) -> Callable[[tuple], tuple]:
 _GENERAL = object()  # a type signature that needs the general path
 
 
-_NO_CALL = (-1, 0, None, None, None, None)
+class _LastCall(NamedTuple):
+    """The last single-object call of a jitted function (its per-call fast path).
 
-
-def _remember(last: list, call: tuple) -> None:
-    """Keep ``call`` as the last single-object call, dropped when its object dies.
-
-    Dropping it matters: its FlatGraph holds the object's Variables (and arrays).
+    The object and its FlatGraph are held weakly: a FlatGraph holds the
+    object's Variables and the containers of its raw arrays, so holding it
+    would keep a model in a reference cycle alive.
     """
-    n, pos, obj, fg, layout, pick = call
+
+    nargs: int
+    position: int  # of the object among the arguments
+    obj: Callable  # weak reference to it
+    graph: Callable  # weak reference to its FlatGraph
+    layout: Any
+    leaves: Callable  # picks the other (leaf) arguments
+
+
+_DEAD = weakref.ref(type("_Dead", (), {})())  # a reference that gives None
+_NO_CALL = _LastCall(-1, 0, _DEAD, _DEAD, None, None)
+
+
+def _remember(last: list, n: int, pos: int, obj, fg, layout, pick) -> None:
+    """Keep this call as the last single-object call, dropped when its object dies."""
 
     def forget(_ref: weakref.ref) -> None:
         last[0] = _NO_CALL
 
-    last[0] = (n, pos, weakref.ref(obj, forget), fg, layout, pick)
+    last[0] = _LastCall(n, pos, weakref.ref(obj, forget), weakref.ref(fg), layout, pick)
 
 
 class _Jitted:
@@ -127,7 +143,10 @@ class _Jitted:
         self._jit_kwargs = jit_kwargs
         self._sharded = in_shardings is not None or out_shardings is not None
         self._signatures: dict = {}
-        self._layouts: dict = {}
+        # Compiled layouts, at most MAX_LAYOUTS per function (least recently used out),
+        # and per FlatGraph (weakly) the layout of each argument signature (weakly).
+        self._layouts = _cache.LRU(MAX_LAYOUTS)
+        self._by_graph = _cache.ByObject()
         if self.static_argnums or self.static_argnames:
             self._signatures = _AlwaysGeneral()
 
@@ -187,14 +206,20 @@ class _Jitted:
         layout_for = self._layout_positional
         run = self._run
         finish = self._finish
-        flatten = core.flatten
+        flatten = extend.flatten
+        by_graph = self._by_graph
+        graph_layouts = by_graph._items  # id(fg) -> (weakref(fg), {sig: weakref(layout)})
         no_donation = _NO_DONATION
-        last = [_NO_CALL]  # (nargs, object position, weakref, fg, layout, leaf picker)
+        last = [_NO_CALL]
 
         @functools.wraps(self.fun)
         def call(*args: Any, **kwargs: Any) -> Any:
-            n, pos, ref, fg, layout, pick = last[0]
-            if n == len(args) and not kwargs and ref() is args[pos] and fg.is_current():
+            n, pos, ref, fg_ref, layout, pick = last[0]
+            if n == len(args) and not kwargs and ref() is args[pos]:
+                fg = fg_ref()
+            else:
+                fg = None
+            if fg is not None and fg.is_current():
                 try:
                     out = layout.jitted(fg.values(), pick(args))
                 except TypeError:
@@ -213,13 +238,20 @@ class _Jitted:
                 return general(args, kwargs)
             objs = sig.objs(args)
             fg = flatten(objs) if objs else _EMPTY_GRAPH
-            layout = fg.assignments.get(sig)
+            entry = graph_layouts.get(id(fg))
+            layouts = entry[1] if entry is not None and entry[0]() is fg else None
+            layout_ref = layouts.get(sig) if layouts is not None else None
+            layout = layout_ref() if layout_ref is not None else None
             if layout is None:
-                layout = fg.assignments[sig] = layout_for(sig, args, fg)
+                layout = layout_for(sig, args, fg)
+                if layouts is None:
+                    layouts = {}
+                    by_graph.put(fg, layouts)
+                layouts[sig] = weakref.ref(layout)
             if layout.mode != no_donation:
                 return run(layout, fg, objs, fg.values(), sig.leaves(args))
             if sig.nobjs == 1:
-                _remember(last, (len(args), sig.positions[0], objs[0], fg, layout, sig.leaves))
+                _remember(last, len(args), sig.positions[0], objs[0], fg, layout, sig.leaves)
             return finish(layout.jitted(fg.values(), sig.leaves(args)), fg, objs)
 
         call._ramie_jit = self  # type: ignore[attr-defined]
@@ -275,9 +307,7 @@ class _Jitted:
         if layout is None:
             layout = Layout(fg.graphdef, spec, statics, dmask)
             layout.jitted = self._jit_for(layout, fg, slots, dmask, objs)
-            if len(self._layouts) >= _MAX_LAYOUTS:
-                self._layouts.pop(next(iter(self._layouts)))
-            self._layouts[key] = layout
+            self._layouts.put(key, layout)
         return layout
 
     def _donation_mask(self, fg, slots, leaf_args) -> tuple | None:
@@ -337,8 +367,11 @@ def _ARGS_TREEDEFS(n: int):
     return jax.tree_util.tree_structure(((0,) * n, {}))
 
 
-_MAX_LAYOUTS = 256
-_EMPTY_GRAPH = core.flatten(())
+#: How many compiled call layouts (argument structure, static arguments, donation)
+#: each jitted function keeps; the least recently used is dropped beyond it (and
+#: compiled again if it comes back). ``clear_caches()`` drops them all.
+MAX_LAYOUTS = 64
+_EMPTY_GRAPH = extend.flatten(())
 
 
 def _partition(dmask, values, leaves):
