@@ -5,6 +5,10 @@ BatchStats per block, 144 Variables) is split and merged; the baseline
 flattens and unflattens a nested dict holding the same arrays. Also reported:
 ``update`` (writing a State back) and a cold split (structure cache missed).
 
+The last two rows answer "is generating code worth it?": the same split and
+merge done by a plain interpreted loop over the cached structure (what core's
+generated builders replace), same results, no code generation.
+
 Run: python bench/split_merge.py   (needs ramie-core installed)
 """
 
@@ -44,6 +48,69 @@ class Block(core.Module):
 class MLP(core.Module):
     def __init__(self, depth: int, n: int, rngs: core.Rngs):
         self.blocks = [Block(n, rngs) for _ in range(depth)]
+
+
+# -- the interpreted alternative to core's generated builders --------------------------
+def _build(node, leaves):
+    """Rebuild objects from a GraphDef node tree by walking it (no generated code)."""
+    from ramie.core import _codegen as cg
+    from ramie.core._module import _SET_TRACKED
+    from ramie.core._variables import make_variable
+
+    it = iter(leaves)
+    objs: list = []
+
+    def build(n):
+        code = n[0]
+        if code == cg.VAR:
+            v = next(it)
+            x = make_variable(n[1], v._value if isinstance(v, core.Variable) else v, n[2])
+            objs.append(x)
+            return x
+        if code == cg.MODULE:
+            x = object.__new__(n[1])
+            _SET_TRACKED(x, False)
+            objs.append(x)
+            x.__dict__.update({k: build(c) for k, c in n[2]})
+            return x
+        if code == cg.REF:
+            return objs[n[1]]
+        if code == cg.ARRAY:
+            return next(it)
+        if code == cg.STATIC:
+            return n[2]
+        if code == cg.LIST:
+            return core.List([build(c) for c in n[1]])
+        if code == cg.DICT:
+            return core.Dict({k: build(c) for k, c in n[1]})
+        return cg.rebuild_tuple(n[1], [build(c) for c in n[2]])
+
+    return build(node)
+
+
+def interpreted_merge(graphdef, state):
+    leaves = []
+    for path in graphdef.paths:
+        d = state
+        for k in path:
+            d = d[k]
+        leaves.append(d)
+    return _build(graphdef.node, leaves)
+
+
+def interpreted_split(obj):
+    fg = core.flatten(obj)
+    root: dict = {}
+    for path, ref in zip(fg.paths, fg.refs, strict=True):
+        d = root
+        for k in path[:-1]:
+            d = d.setdefault(k, {})
+        d[path[-1]] = ref.copy() if isinstance(ref, core.Variable) else ref._value
+
+    def to_state(d):
+        return core.State({k: to_state(v) if type(v) is dict else v for k, v in d.items()})
+
+    return fg.graphdef, to_state(root)
 
 
 def interleaved_medians(ops: dict, rounds: int = 25, number: int = 50) -> dict:
@@ -96,6 +163,16 @@ def main() -> None:
     def update_only():
         core.update(model, state)
 
+    def split_interpreted():
+        interpreted_split(model)
+
+    def merge_interpreted():
+        interpreted_merge(graphdef, state)
+
+    g2, s2 = interpreted_split(model)
+    assert g2 == graphdef and core.graphdef(interpreted_merge(graphdef, state)) == graphdef
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool((a == b).all()), s2, state))
+
     def cold_split():
         core._tracking.bump()  # invalidate the structure cache
         core.split(model)
@@ -109,6 +186,8 @@ def main() -> None:
             "ramie merge": merge_only,
             "ramie update": update_only,
             "ramie split (cold: structure walk)": cold_split,
+            "split, interpreted loop (no codegen)": split_interpreted,
+            "merge, interpreted loop (no codegen)": merge_interpreted,
         }
     )
     rows = list(medians.items())

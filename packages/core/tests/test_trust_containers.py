@@ -196,3 +196,25 @@ def test_namedtuples_keep_their_type_and_are_checked():
     assert leaves(m) == 4
     with pytest.raises(core.UntrackedContainerError, match="M.pair"):
         m.pair = Pair(collections.OrderedDict(), 1)
+
+
+def test_a_list_that_contains_itself_is_an_error_naming_both_paths():
+    # found by the state machine (test_trust_state_machine): it was a RecursionError
+    m = M()
+    m.xs.append(_p())
+    m.xs.append(m.xs)
+    with pytest.raises(core.GraphError) as info:
+        core.state(m)
+    assert str(info.value) == core._errors.CONTAINER_CYCLE.format(path="xs", inner="xs/1")
+    m.d["self"] = {"inner": m.d}
+    m.xs.pop()
+    with pytest.raises(core.GraphError, match="'d' contains itself"):
+        core.state(m)
+
+
+def test_modules_in_a_cycle_through_a_list_are_fine():
+    m = M()
+    m.xs.append(m)
+    g, s = core.split(m)
+    copy = core.merge(g, s)
+    assert copy.xs[0] is copy

@@ -4,7 +4,6 @@ import gc
 import weakref
 
 import jax.numpy as jnp
-import pytest
 
 from ramie import core
 from ramie import transforms as tx
@@ -62,17 +61,12 @@ def test_transforms_keep_no_dead_model_alive():
     assert _alive(refs) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core's structure cache (ramie.core._graph._CACHE) holds a FlatGraph whose "
-    "raw-array slot holds the Module's __dict__, so a Module in a reference cycle never "
-    "dies to evict its entry; core-trust's to fix (issue 11, 'Bounded memory')",
-)
 def test_512_dead_models_with_raw_arrays_and_cycles_are_freed():
     refs = []
     for i in range(512):
         m = Cyclic(float(i))
         _step(m, 1.0)
+        _pair(m, m)
         refs.append(weakref.ref(m))
     del m
     assert _alive(refs) == 0

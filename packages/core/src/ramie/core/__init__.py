@@ -22,6 +22,8 @@ from importlib.metadata import version as _version
 from . import extend as extend  # the seam for transform authors (not in __all__)
 from ._api import clone, graphdef, merge, pop, split, state, update
 from ._caches import clear_caches
+from ._capture import ClosureReadWarning
+from ._capture import closure_read_hook as closure_read_hook  # for transform authors
 from ._diff import Change
 from ._diff import changes as graph_changes
 from ._display import display, render, summary
@@ -29,6 +31,8 @@ from ._errors import (
     CapturedMutationError,
     FilterError,
     GraphError,
+    ModuleInJaxError,
+    MutableStaticError,
     RamieError,
     RngStreamError,
     StaleStructureError,
@@ -61,6 +65,7 @@ __all__ = [
     "BatchStat",
     "Cache",
     "Change",
+    "ClosureReadWarning",
     "CapturedMutationError",
     "Dict",
     "Everything",
@@ -72,6 +77,8 @@ __all__ = [
     "Intermediate",
     "List",
     "Module",
+    "ModuleInJaxError",
+    "MutableStaticError",
     "Not",
     "Nothing",
     "OfType",

@@ -159,12 +159,15 @@ def merge(graphdef: GraphDef, state: Mapping, /, *states: Mapping) -> Any:
     all_states = (state, *states)
     whole = state if not states else _deep_merge(all_states)
     gather = _codegen.cached(("gather", graphdef), lambda: _codegen.state_gatherer(graphdef.paths))
-    try:
+    try:  # only the lookups: a missing or misplaced entry is a mismatch to explain
         leaves = gather(whole)
-        if leaves is not None:
+    except (KeyError, IndexError, TypeError):
+        leaves = None
+    if leaves is not None:
+        try:
             return unflatten(graphdef, leaves)
-    except (KeyError, IndexError, TypeError, _codegen.NotALeaf):
-        pass
+        except _codegen.NotALeaf:  # a mapping where a leaf belongs; other errors propagate
+            pass
     _explain_mismatch(graphdef, all_states)
     raise AssertionError("merge(): mismatch not explained")  # pragma: no cover
 

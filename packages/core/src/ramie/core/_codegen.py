@@ -10,17 +10,21 @@ straight-line bytecode (dict displays, attribute stores).
 
 from __future__ import annotations
 
+import itertools
+import linecache
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._caches import BoundedCache
 from ._module import _SET_TRACKED as SET_TRACKED
+from ._nodes import ARRAY, DICT, LIST, MODULE, REF, STATIC, TUPLE, VAR
 from ._state import State
 from ._tracking import Dict, List, _rebuild_tuple
 from ._variables import Variable, _snapshot, make_variable
 
-# GraphDef node codes (the first item of every node tuple).
-MODULE, VAR, ARRAY, REF, STATIC, LIST, DICT, TUPLE = range(1, 9)
+_SERIAL = itertools.count()
+
 
 #: Generated builders, per structure (at most 1024; the oldest go first).
 _CACHE = BoundedCache("builders", 1024)
@@ -101,8 +105,13 @@ class _Gen:
     def compile(self, name: str, args: str) -> Callable:
         body = "\n".join("    " + line for line in self.lines) or "    pass"
         src = f"def {name}({args}):\n{body}\n"
-        exec(compile(src, f"<ramie {name}>", "exec"), self.ns)
-        return self.ns[name]
+        filename = f"<ramie generated {name} #{next(_SERIAL)}>"
+        exec(compile(src, filename, "exec"), self.ns)
+        fn = self.ns[name]
+        # Keep the source where tracebacks look for it, for as long as the function lives.
+        linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+        weakref.finalize(fn, linecache.cache.pop, filename, None)
+        return fn
 
 
 def object_builder(node: tuple) -> Callable[[Sequence], Any]:
@@ -111,12 +120,12 @@ def object_builder(node: tuple) -> Callable[[Sequence], Any]:
     counters = {"leaf": 0, "obj": 0}
 
     def expr(n) -> str:
-        code = n[0]
+        code = n.code
         if code == VAR:
             i, j = counters["leaf"], counters["obj"]
             counters["leaf"] += 1
             counters["obj"] += 1
-            cls, md = gen.const(n[1]), gen.const(n[2])
+            cls, md = gen.const(n.cls), gen.const(n.metadata)
             # The common case (a Variable of the recorded kind) is inlined.
             gen.lines += [
                 f"v = L[{i}]",
@@ -129,27 +138,27 @@ def object_builder(node: tuple) -> Callable[[Sequence], Any]:
         if code == MODULE:
             j = counters["obj"]
             counters["obj"] += 1
-            gen.lines.append(f"x{j} = _onew({gen.const(n[1])}); _st(x{j}, False)")
-            items = [f"{gen.const(k)}: {expr(c)}" for k, c in n[2]]
+            gen.lines.append(f"x{j} = _onew({gen.const(n.cls)}); _st(x{j}, False)")
+            items = [f"{gen.const(k)}: {expr(c)}" for k, c in n.attrs]
             if items:
                 gen.lines.append(f"x{j}.__dict__.update({{{', '.join(items)}}})")
             return f"x{j}"
         if code == REF:
-            return f"x{n[1]}"
+            return f"x{n.index}"
         if code == ARRAY:
             i = counters["leaf"]
             counters["leaf"] += 1
             return f"_raw(L[{i}])"
         if code == STATIC:
-            return gen.const(n[2])
+            return gen.const(n.value)
         if code == LIST:
-            return f"_list([{', '.join(expr(c) for c in n[1])}])"
+            return f"_list([{', '.join(expr(c) for c in n.items)}])"
         if code == DICT:
-            items = [f"{gen.const(k)}: {expr(c)}" for k, c in n[1]]
+            items = [f"{gen.const(k)}: {expr(c)}" for k, c in n.items]
             return f"_dict({{{', '.join(items)}}})"
         if code == TUPLE:
-            items = [expr(c) for c in n[2]]
-            return f"_tuple({gen.const(n[1])}, [{', '.join(items)}])"
+            items = [expr(c) for c in n.items]
+            return f"_tuple({gen.const(n.cls)}, [{', '.join(items)}])"
         raise AssertionError(f"unknown GraphDef node {n!r}")
 
     root = expr(node)

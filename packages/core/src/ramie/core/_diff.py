@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from ._codegen import ARRAY, DICT, LIST, MODULE, REF, STATIC, TUPLE, VAR
 from ._errors import format_path
 from ._graph import GraphDef
+from ._nodes import ARRAY, DICT, LIST, MODULE, REF, STATIC, TUPLE, VAR, children
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,35 +34,31 @@ def _a(name: str) -> str:
 
 def describe(node: tuple) -> str:
     """A short description of what a GraphDef node holds ("a Param", "a Linear module")."""
-    code = node[0]
+    code = node.code
     if code == VAR:
-        return _a(f"{node[1].__name__} Variable")
+        return _a(f"{node.cls.__name__} Variable")
     if code == MODULE:
-        return _a(f"{node[1].__name__} module")
+        return _a(f"{node.cls.__name__} module")
     if code == ARRAY:
         return "an array"
     if code == REF:
         return "a shared reference"
     if code == LIST:
-        return f"a list of {len(node[1])}"
+        return f"a list of {len(node.items)}"
     if code == DICT:
-        return f"a dict with keys {[k for k, _ in node[1]]}"
+        return f"a dict with keys {[k for k, _ in node.items]}"
     if code == TUPLE:
-        return _a(f"{node[1].__name__} of {len(node[2])}")
-    return f"{node[2]!r:.60}"
+        return _a(f"{node.cls.__name__} of {len(node.items)}")
+    return f"{node.value!r:.60}"
 
 
 def only_variables(node: tuple) -> bool:
     """True when ``node`` is a Variable or a container holding only Variables."""
-    code = node[0]
+    code = node.code
     if code == VAR:
         return True
-    if code == LIST:
-        return all(only_variables(c) for c in node[1])
-    if code == DICT:
-        return all(only_variables(c) for _, c in node[1])
-    if code == TUPLE:
-        return all(only_variables(c) for c in node[2])
+    if code in (LIST, DICT, TUPLE):
+        return all(only_variables(c) for c in children(node))
     return False
 
 
@@ -98,8 +94,8 @@ def _named(children) -> dict:
 def _diff(a: tuple, b: tuple, path: tuple, out: list) -> None:
     if a == b:
         return
-    ca, cb = a[0], b[0]
-    if ca != cb or (ca in (MODULE, VAR, TUPLE, STATIC) and a[1] is not b[1]):
+    ca, cb = a.code, b.code
+    if ca != cb or (ca in (MODULE, VAR, TUPLE, STATIC) and a.cls is not b.cls):
         out.append(Change(path, "changed", f"from {describe(a)} to {describe(b)}"))
         return
     if ca == MODULE or ca == DICT:
@@ -125,8 +121,10 @@ def _diff(a: tuple, b: tuple, path: tuple, out: list) -> None:
             out.append(Change(path + (i,), "added", f"({describe(lb[i])})"))
         return
     if ca == STATIC:
-        out.append(Change(path, "changed", f"from {a[2]!r:.60} to {b[2]!r:.60}"))
+        out.append(Change(path, "changed", f"from {a.value!r:.60} to {b.value!r:.60}"))
     elif ca == VAR:
-        out.append(Change(path, "changed", f"metadata from {dict(a[2])} to {dict(b[2])}"))
+        out.append(
+            Change(path, "changed", f"metadata from {dict(a.metadata)} to {dict(b.metadata)}")
+        )
     elif ca == REF:
         out.append(Change(path, "changed", "which object it shares"))

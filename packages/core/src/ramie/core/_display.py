@@ -81,10 +81,11 @@ def _render(obj, label, depth, lines, seen, path, indent) -> None:
 
 def render_graphdef(graphdef: Any) -> str:
     """A short text description of a GraphDef: its root type and leaf paths."""
-    from ._graph import _MODULE
+    from ._graph import _LIST
 
     node = graphdef.node
-    root = node[1].__name__ if node[0] == _MODULE else type(node).__name__
+    cls = getattr(node, "cls", None)  # Module and tuple roots name their class
+    root = cls.__name__ if cls is not None else ("list" if node.code == _LIST else "dict")
     paths = ", ".join("/".join(map(str, p)) for p in graphdef.paths[:8])
     more = f", ... ({len(graphdef.paths)} leaves)" if len(graphdef.paths) > 8 else ""
     return f"GraphDef({root}; leaves: {paths}{more})"

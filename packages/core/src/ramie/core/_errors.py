@@ -44,6 +44,14 @@ class StaleStructureError(RamieError, RuntimeError):
     """Verify mode found a cached structure that differs from the object graph (a bug)."""
 
 
+class MutableStaticError(RamieError, TypeError):
+    """A static (non-array) attribute is a mutable object hashed by identity."""
+
+
+class ModuleInJaxError(RamieError, TypeError):
+    """A Module was used where plain JAX needs arrays or pytrees."""
+
+
 class RngStreamError(RamieError, AttributeError):
     """An Rngs object was asked for a stream it does not have."""
 
@@ -211,4 +219,48 @@ STALE_STRUCTURE = (
     "nn.jit would have used a stale structure. If your code did not bypass tracking on "
     "purpose (e.g. list.append(module.layers, x)), this is a ramie bug: please report it "
     "with the code that made the change."
+)
+
+CONTAINER_CYCLE = (
+    "The list/dict at '{path}' contains itself (again at '{inner}'). Modules may form "
+    "cycles, but lists and dicts may not: a State could not be built from it. Hold the "
+    "shared part in a Module and refer to the Module instead."
+)
+
+MUTABLE_STATIC = (
+    "{where} holds a {type_name}: a mutable object hashed by identity. Non-array attributes "
+    "are static: part of the cached structure and compiled into nn.jit's traces, and ramie "
+    "cannot see a change made inside them (`obj.field = ...`), so compiled code would keep "
+    "using the old values. Use an immutable value instead: a frozen dataclass "
+    "(@dataclasses.dataclass(frozen=True)), a NamedTuple, or the fields as separate "
+    "attributes (then `module.field = ...` is seen); if it holds state, make it a Module."
+)
+
+CLOSURE_READ = (
+    "ramie.transforms.{transform}({fn}) read a {kind} ({found}){where} that is not reachable "
+    "from its arguments: it was captured from the enclosing scope (a closure or a global), "
+    "so its current value is frozen into the compiled function as a constant, and later "
+    "changes to it (training steps, update(), ...) will not be seen. Pass the object that "
+    "holds it as an argument. If a constant is what you want, silence this with "
+    "warnings.filterwarnings('ignore', category=ramie.core.ClosureReadWarning). "
+    "(Shown once per function.)"
+)
+
+MODULE_AS_JAX_VALUE = (
+    "A {type_name} (a ramie Module) was passed to a plain JAX transformation or function "
+    "(jax.jit, jax.vmap, jax.lax.cond, ...) where JAX needs arrays or pytrees; Modules are "
+    "not JAX types. Use ramie's transforms, which take Modules and carry their mutations "
+    "out (nn.jit, nn.grad, nn.vmap, nn.cond, ...), or split it first: "
+    "`graphdef, state = nn.split(model)`, pass `state`, and rebuild inside with "
+    "`nn.merge(graphdef, state)` (nn.functional(model) does this for you)."
+)
+
+TRACER_ON_CAPTURED_MODULE = (
+    "Module attribute '{type_name}.{name}' was assigned a traced value inside a plain JAX "
+    "transformation (jax.jit, jax.grad, jax.lax.scan, ...), but this {type_name} was "
+    "created outside it and captured by the function: the value can never leave the "
+    "transformation (it would surface later as an UnexpectedTracerError). Use nn.jit (or "
+    "another ramie transform) and pass the module as an argument, or split it first "
+    "(`graphdef, state = nn.split(model)`), rebuild it inside with nn.merge and return the "
+    "new state (nn.functional(model) does this for you)."
 )

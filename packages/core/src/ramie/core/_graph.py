@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import collections
 import operator
+import sys
 import weakref
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import jax
 
-from . import _codegen, _errors, _tracking
+from . import _codegen, _errors, _nodes, _statics, _tracking
 from ._caches import BoundedCache
 from ._codegen import ARRAY as _ARRAY
 from ._codegen import DICT as _DICT
 from ._codegen import LIST as _LIST
 from ._codegen import MODULE as _MODULE
-from ._codegen import REF as _REF
 from ._codegen import STATIC as _STATIC
 from ._codegen import TUPLE as _TUPLE
 from ._codegen import VAR as _VAR
@@ -33,7 +33,7 @@ from ._module import Module, set_tracked
 from ._tracking import Dict, List
 from ._variables import Variable, _snapshot, metadata_key
 
-_ARRAY_NODE = (_ARRAY,)
+_ARRAY_NODE = _nodes.ARRAY_NODE
 _KINDS: dict[type, int] = {}
 _VALUE_SET = Variable.__dict__["_value"].__set__
 _GET_VALUE = operator.attrgetter("_value")  # Variables' slot and _Slot's property alike
@@ -71,31 +71,55 @@ def _raw_setitem(holder, key, value) -> None:
         holder[key] = value
 
 
+def _weak(holder) -> Callable[[], Any]:
+    """A weak reference to ``holder`` when it allows one (a strong one otherwise).
+
+    Holders inside Modules (their attribute dicts, Lists, Dicts) are weakly
+    referenced, so a cached structure never keeps a dead model alive, even one
+    in a reference cycle. Plain containers given as roots are never cached.
+    """
+    try:
+        return weakref.ref(holder)
+    except TypeError:
+        return lambda: holder
+
+
 class _TupleHolder:
     """Lets a leaf inside a tuple be replaced by rebuilding the tuple in its parent."""
 
-    __slots__ = ("holder", "key")
+    __slots__ = ("_holder", "key")
 
     def __init__(self, holder, key):
-        self.holder, self.key = holder, key
+        self._holder, self.key = _weak(holder), key
+
+    @property
+    def holder(self):
+        return self._holder()
 
     def __getitem__(self, i):
         return self.holder[self.key][i]
 
     def __setitem__(self, i, value):
-        t = self.holder[self.key]
+        holder = self.holder
+        t = holder[self.key]
         items = list(t)
         items[i] = value
-        _raw_setitem(self.holder, self.key, _rebuild_tuple(type(t), items))
+        _raw_setitem(holder, self.key, _rebuild_tuple(type(t), items))
 
 
 class _Slot:
-    """A raw array attribute: the container that holds it and its key there."""
+    """A raw array attribute: the container that holds it (weakly) and its key there."""
 
-    __slots__ = ("holder", "key")
+    __slots__ = ("_holder", "key")
 
     def __init__(self, holder, key):
-        self.holder, self.key = holder, key
+        self._holder = holder if type(holder) is _TupleHolder else _weak(holder)
+        self.key = key
+
+    @property
+    def holder(self):
+        h = self._holder
+        return h if type(h) is _TupleHolder else h()
 
     @property
     def _value(self):
@@ -330,7 +354,17 @@ def walk(obj: Any) -> FlatGraph:
     paths: list = []
     refs: list = []
     holder = [obj]
-    node = _walk(obj, (), holder, 0, ids, paths, refs)
+    try:
+        node = _walk(obj, (), holder, 0, ids, paths, refs)
+    except RecursionError:
+        cycle = _container_cycle(obj)
+        if cycle is None:
+            raise
+        raise _errors.GraphError(
+            _errors.CONTAINER_CYCLE.format(
+                path=_errors.format_path(cycle[0]), inner=_errors.format_path(cycle[1])
+            )
+        ) from None
     if paths and not paths[0]:
         raise _errors.GraphError(_errors.ROOT_IS_A_LEAF.format(type_name=type(obj).__name__))
     return FlatGraph(GraphDef(node, tuple(paths)), refs, version, ())
@@ -348,19 +382,18 @@ def _walk(obj, path, holder, key, ids, paths, refs):
     if kind == _VAR:
         i = ids.get(id(obj))
         if i is not None:
-            return (_REF, i)
+            return _nodes.ref(i)
         ids[id(obj)] = len(ids)
         paths.append(path)
         refs.append(obj)
-        return (_VAR, type(obj), metadata_key(obj))
+        return _nodes.var(type(obj), metadata_key(obj))
     if kind == _MODULE:
         i = ids.get(id(obj))
         if i is not None:
-            return (_REF, i)
+            return _nodes.ref(i)
         ids[id(obj)] = len(ids)
         d = set_tracked(obj)
-        return (
-            _MODULE,
+        return _nodes.module(
             type(obj),
             tuple((k, _walk(v, path + (k,), d, k, ids, paths, refs)) for k, v in d.items()),
         )
@@ -373,8 +406,7 @@ def _walk(obj, path, holder, key, ids, paths, refs):
             obj._ramie_tracked = True
         elif _in_tracked(holder):
             _untracked(obj, path, "list")
-        return (
-            _LIST,
+        return _nodes.list_(
             tuple(_walk(v, path + (i,), obj, i, ids, paths, refs) for i, v in enumerate(obj)),
         )
     if kind == _DICT:
@@ -382,14 +414,12 @@ def _walk(obj, path, holder, key, ids, paths, refs):
             obj._ramie_tracked = True
         elif _in_tracked(holder):
             _untracked(obj, path, "dict")
-        return (
-            _DICT,
+        return _nodes.dict_(
             tuple((k, _walk(v, path + (k,), obj, k, ids, paths, refs)) for k, v in obj.items()),
         )
     if kind == _TUPLE:
         h = _TupleHolder(holder, key)
-        return (
-            _TUPLE,
+        return _nodes.tuple_(
             type(obj),
             tuple(_walk(v, path + (i,), h, i, ids, paths, refs) for i, v in enumerate(obj)),
         )
@@ -404,7 +434,49 @@ def _walk(obj, path, holder, key, ids, paths, refs):
                 found=text if len(text) < 60 else text[:57] + "...",
             )
         ) from None
-    return (_STATIC, type(obj), obj)
+    if not _statics.is_ok(type(obj)):
+        _statics.refuse(obj, f"The attribute at '{_errors.format_path(path)}'")
+    return _nodes.static(obj)
+
+
+def _container_cycle(obj) -> tuple | None:
+    """``(outer path, inner path)`` of a list/dict that contains itself, or None."""
+    seen: set[int] = set()
+    stack: dict[int, tuple] = {}
+
+    def visit(x, path):
+        if isinstance(x, Variable):
+            return None
+        if isinstance(x, Module):
+            if id(x) in seen:
+                return None
+            seen.add(id(x))
+            items = list(vars(x).items())
+        elif isinstance(x, (list, tuple, dict)):
+            if id(x) in stack:
+                return stack[id(x)], path
+            items = list(x.items()) if isinstance(x, dict) else list(enumerate(x))
+        else:
+            return None
+        container = not isinstance(x, Module)
+        if container:
+            stack[id(x)] = path
+        for k, v in items:
+            found = visit(v, path + (k,))
+            if found is not None:
+                return found
+        if container:
+            del stack[id(x)]
+        return None
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20000))
+    try:
+        return visit(obj, ())
+    except RecursionError:
+        return None
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 _TRACKED_HOLDERS = (List, Dict, _tracking.Attributes)
@@ -448,34 +520,36 @@ def unflatten(graphdef: GraphDef, leaves: Sequence) -> Any:
             f"{len(leaves)} values were given."
         )
     build = _codegen.cached(("build", graphdef), lambda: _codegen.object_builder(graphdef.node))
-    return build(leaves)
+    out = build(leaves)
+    if _tracking.ACTIVE[0]:
+        frame = _tracking.current_frame()
+        if frame is not None:  # built inside a transform: its objects may be mutated there
+            frame.own(_variables_of(out))
+    return out
+
+
+def _variables_of(obj: Any) -> list:
+    if isinstance(obj, Variable):
+        return [obj]
+    return [r for r in walk(obj).refs if type(r) is not _Slot]
 
 
 def leaf_nodes(node, out: list) -> list:
     """The leaf nodes (Variables and arrays) of a GraphDef node tree, in paths order."""
-    code = node[0]
+    code = node.code
     if code == _VAR or code == _ARRAY:
         out.append(node)
-    elif code == _MODULE:
-        for _, c in node[2]:
-            leaf_nodes(c, out)
-    elif code == _DICT:
-        for _, c in node[1]:
-            leaf_nodes(c, out)
-    elif code == _LIST:
-        for c in node[1]:
-            leaf_nodes(c, out)
-    elif code == _TUPLE:
-        for c in node[2]:
+    else:
+        for c in _nodes.children(node):
             leaf_nodes(c, out)
     return out
 
 
 def leaf_classes(graphdef: GraphDef) -> list:
     """Per leaf: its Variable class, or None for a raw array."""
-    return [n[1] if n[0] == _VAR else None for n in leaf_nodes(graphdef.node, [])]
+    return [n.cls if n.code == _VAR else None for n in leaf_nodes(graphdef.node, [])]
 
 
 def leaf_kind(node) -> str:
     """Describe what a GraphDef expects at a leaf (for error messages)."""
-    return "a Variable" if node[0] == _VAR else "an array"
+    return "a Variable" if node.code == _VAR else "an array"

@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import _errors, _tracking
+import jax
+
+from . import _errors, _plainjax, _statics, _tracking
 from ._variables import Variable
 
 _MISSING = object()
 _needs_tracking = _tracking.needs_tracking
+_static_ok = _statics.is_ok
 _is_array_swap = _tracking.is_array_swap
 
 
@@ -25,6 +28,14 @@ class Module:
     Subclass it, create state in ``__init__`` and use it in methods. Modules
     are ordinary mutable objects: calling them updates their Variables in
     place, and submodules can be replaced at any time (model surgery).
+
+    Lists and dicts assigned to a Module become tracked ``List``/``Dict``
+    (other list/dict subclasses, e.g. ``defaultdict``, are refused). Any
+    other non-array attribute is *static*: part of the structure, compiled
+    into ``nn.jit``'s traces. Change a static value by assigning a new one
+    (``self.scale = 9.0``), never in place; a mutable object hashed by
+    identity (a plain config class) is refused (``MutableStaticError``): use a
+    frozen dataclass or a NamedTuple.
 
     >>> import jax, jax.numpy as jnp
     >>> from ramie.core import Module, Param, Rngs
@@ -38,16 +49,27 @@ class Module:
     (1, 3)
     """
 
-    __slots__ = ("_ramie_tracked", "__dict__", "__weakref__")
+    __slots__ = ("_ramie_tracked", "_ramie_outside", "__dict__", "__weakref__")
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        _plainjax.register(cls)
 
     def __new__(cls, *args: Any, **kwargs: Any):
         obj = object.__new__(cls)
         _SET_TRACKED(obj, False)
+        # Made outside every JAX transformation: it can never hold a tracer.
+        _SET_OUTSIDE(obj, _plainjax.outside_any_trace())
         return obj
 
     def __setattr__(self, name: str, value: Any) -> None:
         if _needs_tracking(value):
             value = _tracking.track(value, self, name)
+        elif not _static_ok(type(value)):
+            if isinstance(value, jax.core.Tracer):
+                _check_tracer(self, name)
+            else:
+                _statics.refuse(value, f"Module attribute '{type(self).__name__}.{name}'")
         if self._ramie_tracked:
             old = self.__dict__.get(name, _MISSING)
             if old is not value and not _is_array_swap(old, value):
@@ -182,6 +204,21 @@ class Module:
 
 
 _SET_TRACKED = Module.__dict__["_ramie_tracked"].__set__
+_SET_OUTSIDE = Module.__dict__["_ramie_outside"].__set__
+_GET_OUTSIDE = Module.__dict__["_ramie_outside"].__get__
+_plainjax.register(Module)
+
+
+def _check_tracer(module: Module, name: str) -> None:
+    try:
+        outside = _GET_OUTSIDE(module)
+    except AttributeError:  # built by merge/unflatten: its origin is not recorded
+        return
+    if outside:
+        _plainjax.refuse_tracer(module, name)
+
+
+_statics.exempt(Module, Variable, *_tracking.ARRAY_TYPES)
 _SET_DICT = Module.__dict__["__dict__"].__set__
 
 

@@ -53,11 +53,13 @@ class Frame:
     cannot be propagated out of the transform (see ``Variable.value``).
     """
 
-    __slots__ = ("name", "owned")
+    __slots__ = ("name", "owned", "on_read")
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, on_read=None):
         self.name = name
         self.owned: set[int] = set()
+        #: Called with a Variable read inside the frame that no running frame owns.
+        self.on_read = on_read
 
     def own(self, objects) -> None:
         """Mark ``objects`` (e.g. ``flatten(rebuilt).refs``) as owned by this transform."""
@@ -100,13 +102,15 @@ def __getattr__(name: str):
 
 
 @contextlib.contextmanager
-def transform_frame(name: str) -> Iterator[Frame]:
+def transform_frame(name: str, on_read=None) -> Iterator[Frame]:
     """Run a block as transform ``name`` tracing the user's function.
 
     For authors of transforms: inside the block, assigning a traced value to
     a Variable the frame does not own raises ``CapturedMutationError``.
     Frames are per thread: functions traced at the same time in different
-    threads never see each other's frames.
+    threads never see each other's frames. ``on_read(variable)``, if given, is
+    called when the function reads a Variable that no running frame owns (one
+    captured from outside, whose value a compiling transform bakes in).
 
     >>> from ramie.core import Param
     >>> from ramie.core.extend import transform_frame
@@ -115,7 +119,7 @@ def transform_frame(name: str) -> Iterator[Frame]:
     ...     frame.owned == {id(p)}
     True
     """
-    frame = Frame(name)
+    frame = Frame(name, on_read)
     stack = _LOCAL.frames
     stack.append(frame)
     with _ACTIVE_LOCK:
@@ -126,6 +130,21 @@ def transform_frame(name: str) -> Iterator[Frame]:
         with _ACTIVE_LOCK:
             ACTIVE[0] -= 1
         stack.remove(frame)
+
+
+def read_outside(variable) -> None:
+    """Called by ``Variable.value`` while frames are open: report a captured read."""
+    stack = _LOCAL.frames
+    if not stack:
+        return
+    vid = id(variable)
+    for frame in stack:
+        if vid in frame.owned:
+            return
+    for frame in reversed(stack):
+        if frame.on_read is not None:
+            frame.on_read(variable)
+            return
 
 
 def owned_by_frame(obj) -> None:
@@ -341,7 +360,7 @@ class Attributes(dict):
     ``setattr`` does. Installed by the first ``flatten`` of the module.
     """
 
-    __slots__ = ("_ramie_owner", "_ramie_tracked")
+    __slots__ = ("_ramie_owner", "_ramie_tracked", "__weakref__")
 
     def __setitem__(self, key, value) -> None:
         value = track(value, self._ramie_owner, key)

@@ -119,6 +119,8 @@ class Variable:
     def value(self) -> Any:
         """The boxed value."""
         v = self._value
+        if _ACTIVE[0]:
+            _tracking.read_outside(self)
         if isinstance(v, jax.core.Tracer) and _tracer_is_dead(v):
             raise _errors.TraceLeakError(_errors.TRACE_LEAK.format(kind=type(self).__name__))
         return v

@@ -24,11 +24,19 @@ _DEPTH = [0]
 _FAST_IS_CURRENT = _graph.FlatGraph.is_current
 
 
+def _same_holder(a, b) -> bool:
+    if type(a) is _graph._TupleHolder:  # made anew by each walk: compare what it stands for
+        return (
+            type(b) is _graph._TupleHolder and a.key == b.key and _same_holder(a.holder, b.holder)
+        )
+    return a is b
+
+
 def _first_ref_mismatch(cached, fresh) -> list[str]:
     out = []
     for path, a, b in zip(cached.paths, cached.refs, fresh.refs, strict=True):
         if type(a) is _graph._Slot:
-            same = type(b) is _graph._Slot and a.holder is b.holder and a.key == b.key
+            same = type(b) is _graph._Slot and a.key == b.key and _same_holder(a.holder, b.holder)
         else:
             same = a is b
         if not same:

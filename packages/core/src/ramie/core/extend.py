@@ -23,6 +23,11 @@ leaf, the first key the index of the root object when flattening a tuple),
 with ``leaf(ref)``), ``values()``, ``set_values(values, positions=None)`` and
 ``is_current()`` (False once any structure changed since the walk).
 
+A transform that compiles (like ``jit``) can pass ``closure_read_hook(fun, name)``
+as ``transform_frame``'s ``on_read``: it warns once per function when the
+function reads a Variable it was not given (its value is frozen into the
+compiled code).
+
 Caches a transform keeps should be bounded and hold user objects weakly;
 ``register_cache(cache)`` lets ``ramie.core.clear_caches()`` empty them too.
 
@@ -62,6 +67,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._caches import register_external as _register_external
+from ._capture import closure_read_hook
 from ._graph import FlatGraph, GraphDef, flatten, unflatten
 from ._tracking import Frame, current_frame, transform_frame
 from ._tracking import version as structure_version
@@ -71,6 +77,7 @@ __all__ = [
     "FlatGraph",
     "Frame",
     "GraphDef",
+    "closure_read_hook",
     "current_frame",
     "flatten",
     "leaf",
@@ -91,7 +98,8 @@ def leaf(ref: Any) -> Any:
     ...     def __init__(self):
     ...         self.w = core.Param(jnp.ones(2))
     ...         self.raw = jnp.zeros(3)  # a raw array attribute
-    >>> fg = extend.flatten(M())
+    >>> m = M()  # a FlatGraph holds raw-array containers weakly: keep the object
+    >>> fg = extend.flatten(m)
     >>> [type(extend.leaf(r)).__name__ for r in fg.refs], fg.paths
     (['Param', 'ArrayImpl'], (('w',), ('raw',)))
     """

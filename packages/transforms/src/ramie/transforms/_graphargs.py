@@ -278,13 +278,15 @@ def call_traced(
     spec: tuple,
     values: Sequence,
     leaves: Sequence,
+    on_read: Callable | None = None,
 ) -> tuple:
     """The body every transform traces: rebuild, call ``fun``, collect, export.
 
     Returns ``(new_graphdef, new_values, out_meta, out_payload)``; arguments
-    are a pytree ``(args, kwargs)`` described by ``spec``.
+    are a pytree ``(args, kwargs)`` described by ``spec``. ``on_read`` is the
+    frame's callback for reads of captured Variables (see ``extend.transform_frame``).
     """
-    with extend.transform_frame(name) as frame:
+    with extend.transform_frame(name, on_read) as frame:
         objs = enter(frame, graphdef, values)
         args, kwargs = rebuild(spec, objs, leaves)
         out = fun(*args, **kwargs)

@@ -133,6 +133,7 @@ class _Jitted:
         jit_kwargs = options
         functools.update_wrapper(self, fun)
         self.fun = fun
+        self._on_read = extend.closure_read_hook(fun, "jit")  # warns once per function
         self.static_argnums = argnums.static_nums
         self.static_argnames = argnums.static_names
         self.donate_argnums = argnums.donate_nums
@@ -164,7 +165,9 @@ class _Jitted:
         else:
             values, leaves = _interleave(layout.dmask, a, b)
         fun = _bind_statics(self.fun, layout.statics) if layout.statics else self.fun
-        out = ga.call_traced("jit", fun, layout.graphdef, layout.spec, values, leaves)
+        out = ga.call_traced(
+            "jit", fun, layout.graphdef, layout.spec, values, leaves, self._on_read
+        )
         new_graphdef, new_values, meta, payload = out
         if new_graphdef is not None or meta is not None or self._sharded:
             return new_values, payload, new_graphdef, meta

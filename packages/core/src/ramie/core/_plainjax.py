@@ -1,0 +1,59 @@
+"""Clear errors when a Module meets plain JAX transformations.
+
+Modules are not JAX types (yet): ``jax.jit(f)(model)`` cannot work, and a
+Module captured by a plain ``jax.jit`` function cannot carry a traced value
+out of it. Both cases raise errors that name the Module and say what to use
+instead (``nn.jit`` and friends, or ``nn.split``/``nn.merge``/``nn.functional``).
+
+JAX has no public hook for either, so this uses two JAX internals, each
+guarded: when they are missing, JAX's own errors appear instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _errors
+
+try:  # JAX internals: the aval registry and the current trace
+    from jax._src import core as _jax_core
+
+    _AVALS = _jax_core.pytype_aval_mappings
+    _TRACE_CTX = _jax_core.trace_ctx
+    _EVAL_TRACE = _jax_core.EvalTrace
+except (ImportError, AttributeError):  # pragma: no cover - other JAX versions
+    _AVALS = _TRACE_CTX = _EVAL_TRACE = None
+
+
+def _refuse_as_jax_value(module: Any):
+    raise _errors.ModuleInJaxError(
+        _errors.MODULE_AS_JAX_VALUE.format(type_name=type(module).__name__)
+    )
+
+
+def register(cls: type) -> None:
+    """Make JAX raise ModuleInJaxError when an instance of ``cls`` is used as an array."""
+    if _AVALS is not None:
+        _AVALS[cls] = _refuse_as_jax_value
+
+
+def outside_any_trace() -> bool:
+    """True when no JAX transformation is tracing (top-level, eager code).
+
+    >>> import jax
+    >>> from ramie.core._plainjax import outside_any_trace
+    >>> seen = []
+    >>> _ = jax.jit(lambda x: seen.append(outside_any_trace()) or x)(1.0)
+    >>> outside_any_trace(), seen
+    (True, [False])
+    """
+    if _TRACE_CTX is None:  # pragma: no cover
+        return False
+    return isinstance(_TRACE_CTX.trace, _EVAL_TRACE)
+
+
+def refuse_tracer(module: Any, name: str) -> None:
+    """Raise for a tracer assigned to ``module.name`` when ``module`` was made outside."""
+    raise _errors.ModuleInJaxError(
+        _errors.TRACER_ON_CAPTURED_MODULE.format(type_name=type(module).__name__, name=name)
+    )
