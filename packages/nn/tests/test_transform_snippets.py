@@ -28,3 +28,24 @@ def test_value_and_grad_of_an_nn_dict_and_a_bare_variable():
     assert type(g_d["w"]) is nn.Param and type(g_v) is nn.Param
     np.testing.assert_allclose(g_d["w"].value, [3.0, 3.0])
     assert float(g_v.value) == 3.0
+
+
+def test_vmap_of_one_module_with_two_in_axes_is_an_error():
+    m = nn.vmap(lambda k: nn.Linear(2, 2, rngs=nn.Rngs(k)))(jnp.arange(2))
+    try:
+        nn.vmap(lambda a, b: a.kernel.value, in_axes=(0, 1))(m, m)
+    except nn.TransformArgumentError as e:
+        message = str(e)
+    else:
+        raise AssertionError("no error")
+    assert "the same Linear" in message
+    assert "args[0] with in_axes 0, args[1] with in_axes 1" in message
+
+
+def test_jit_static_argnames_by_position_and_none():
+    def f(x, flag):
+        return x if flag else -x
+
+    assert float(nn.jit(f, static_argnames=("flag",))(jnp.array(2.0), True)) == 2.0
+    g = nn.jit(lambda x, flag: jnp.where(flag, x, -x), static_argnames=None)
+    assert float(g(jnp.array(2.0), jnp.array(False))) == -2.0
