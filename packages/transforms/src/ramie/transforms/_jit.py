@@ -472,6 +472,11 @@ def jit(
     from the signature (so a static name also applies when the argument is
     passed by position); numbers are checked, sorted and de-duplicated, and a
     negative number counts from the end of each call's positional arguments.
+    Each jitted function keeps at most ``MAX_LAYOUTS`` (64) compiled call
+    layouts (argument structures, static values), dropping the least recently
+    used; it holds the argument objects only weakly. ``clear_caches()``
+    empties every cache.
+
     ``donate_argnums``/``donate_argnames`` donate every leaf of the objects
     (or arrays) at those positions; ``in_shardings`` gives per positional
     argument a ``Sharding`` (for all of an object's leaves) or a State of
