@@ -220,20 +220,18 @@ class _Jitted:
             n, pos, ref, fg_ref, layout, pick = last[0]
             if n == len(args) and not kwargs and ref() is args[pos]:
                 fg = fg_ref()
-            else:
-                fg = None
-            if fg is not None and fg.is_current():
-                try:
-                    out = layout.jitted(fg.values(), pick(args))
-                except TypeError:
-                    # e.g. an object now where an array was: JAX refuses it before
-                    # running anything; the full path below sorts the arguments out
-                    # (and re-raises an error of the function itself).
-                    pass
-                else:
-                    if len(out) == 2 and type(out[0]) is dict and not out[0]:
-                        return out[1]  # nothing changed (a forward pass): nothing to write
-                    return finish(out, fg, (args[pos],))
+                if fg is not None and fg.is_current():
+                    try:
+                        out = layout.jitted(fg.values(), pick(args))
+                    except TypeError:
+                        # e.g. an object now where an array was: JAX refuses it before
+                        # running anything; the full path below sorts the arguments out
+                        # (and re-raises an error of the function itself).
+                        pass
+                    else:
+                        if len(out) == 2 and type(out[0]) is dict and not out[0]:
+                            return out[1]  # nothing changed (a forward pass): no write
+                        return finish(out, fg, (args[pos],))
             sig = signatures.get(tuple(map(type, args))) if not kwargs else _GENERAL
             if sig is None:
                 sig = signature(args)
