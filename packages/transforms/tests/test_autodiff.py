@@ -316,3 +316,15 @@ def test_vjp_jvp_and_custom_vjp_with_state_arguments_equal_jax():
     got = grad(lambda p: scaled(p, x).sum())(p)
     assert isinstance(got, core.State)
     np.testing.assert_allclose(got["kernel"].value, jnp.full((2, 3), 10.0))
+
+
+def test_grad_of_tracked_containers_holding_modules_gives_plain_containers_of_states():
+    lin = Linear(2, 2, rngs=core.Rngs(0))
+    extra = core.Param(jnp.ones(2))
+    x = jnp.ones((1, 2))
+    g = grad(lambda d: d["m"](x).sum())(core.Dict(m=lin))
+    assert type(g) is dict and isinstance(g["m"], core.State)
+    np.testing.assert_allclose(g["m"]["bias"].value, [1.0, 1.0])
+    g = grad(lambda xs: xs[0](x).sum() + xs[1].value.sum())(core.List([lin, extra]))
+    assert type(g) is list and isinstance(g[0], core.State) and type(g[1]) is core.Param
+    np.testing.assert_allclose(g[1].value, [1.0, 1.0])

@@ -192,7 +192,29 @@ class _DiffCall:
         )
 
     def _treedef(self, argnum):
-        return jax.tree_util.tree_structure(self.args[argnum], is_leaf=ga.is_graph)
+        """The structure of argument ``argnum`` down to its objects (its gradient's).
+
+        A ``Dict``/``List`` holding a Module becomes a plain dict/list there: the
+        Module's gradient is a State, which a tracked container refuses to hold.
+        """
+        arg = self.args[argnum]
+        slots = [s for s, _ in self.items.get(argnum, ()) if s >= 0]
+        if any(isinstance(self.ex.objs[s], core.Module) for s in slots):
+            arg = _untracked(arg)
+        return jax.tree_util.tree_structure(arg, is_leaf=ga.is_graph)
+
+
+def _untracked(tree: Any) -> Any:
+    """``tree`` with every ``Dict``/``List`` (outside objects) as a plain dict/list."""
+    if isinstance(tree, ga.GRAPH_TYPES):
+        return tree
+    if type(tree) in (dict, core.Dict):
+        return {k: _untracked(v) for k, v in tree.items()}
+    if type(tree) in (list, core.List):
+        return [_untracked(v) for v in tree]
+    if type(tree) is tuple:
+        return tuple(_untracked(v) for v in tree)
+    return tree
 
 
 def _unwrap(x):
