@@ -48,7 +48,7 @@ class MutableStaticError(RamieError, TypeError):
     """A static (non-array) attribute is a mutable object hashed by identity."""
 
 
-class ModuleInJaxError(RamieError, TypeError):
+class ModuleInJaxError(RamieError, ValueError):
     """A Module was used where plain JAX needs arrays or pytrees."""
 
 
@@ -248,9 +248,9 @@ CLOSURE_READ = (
 
 MODULE_AS_JAX_VALUE = (
     "A {type_name} (a ramie Module) was passed to a plain JAX transformation or function "
-    "(jax.jit, jax.vmap, jax.lax.cond, ...) where JAX needs arrays or pytrees; Modules are "
-    "not JAX types. Use ramie's transforms, which take Modules and carry their mutations "
-    "out (nn.jit, nn.grad, nn.vmap, nn.cond, ...), or split it first: "
+    "(jax.jit, jax.grad, jax.vmap, jax.lax.scan, ...) where JAX needs arrays or pytrees; "
+    "Modules are not JAX types. Use ramie's transforms, which take Modules and carry their "
+    "mutations out (nn.jit, nn.grad, nn.vmap, nn.cond, ...), or split it first: "
     "`graphdef, state = nn.split(model)`, pass `state`, and rebuild inside with "
     "`nn.merge(graphdef, state)` (nn.functional(model) does this for you)."
 )

@@ -223,7 +223,7 @@ class _Jitted:
                 if fg is not None and fg.is_current():
                     try:
                         out = layout.jitted(fg.values(), pick(args))
-                    except TypeError:
+                    except (TypeError, core.ModuleInJaxError):
                         # e.g. an object now where an array was: JAX refuses it before
                         # running anything; the full path below sorts the arguments out
                         # (and re-raises an error of the function itself).
