@@ -69,6 +69,15 @@ def test_static_argnums_out_of_range_and_static_and_donated():
         jit(_traced([]), static_argnames="flag", donate_argnums=1)
     with pytest.raises(TransformArgumentError, match="must be ints"):
         jit(_traced([]), static_argnums="flag")
+    with pytest.raises(TransformArgumentError) as info:
+        jit(_traced([]), static_argnames=("flg",))
+    assert str(info.value) == terrors.ARGNAMES_SIGNATURE.format(
+        option="static_argnames",
+        names=["flg"],
+        name=_traced([]).__qualname__,
+        allowed=["flag", "scale", "x"],
+    )
+    jit(lambda x, **kw: x, static_argnames="anything")  # **kwargs takes any name
 
 
 def test_donate_argnums_and_argnames_complete_each_other():

@@ -28,6 +28,7 @@ from . import _errors
 
 _EITHER = inspect.Parameter.POSITIONAL_OR_KEYWORD
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, _EITHER)
+_KEYWORD = (_EITHER, inspect.Parameter.KEYWORD_ONLY)
 
 
 class ArgNums(NamedTuple):
@@ -85,6 +86,24 @@ def _check_nums(sig, nums: tuple, option: str, fun: Callable) -> None:
         )
 
 
+def _check_names(sig, names: tuple, option: str, fun: Callable) -> None:
+    if sig is None or not names:
+        return
+    params = sig.parameters
+    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        allowed = {k for k, p in params.items() if p.kind != inspect.Parameter.POSITIONAL_ONLY}
+        unknown = [n for n in names if n in params and n not in allowed]
+    else:
+        allowed = {k for k, p in params.items() if p.kind in _KEYWORD}
+        unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise _errors.TransformArgumentError(
+            _errors.ARGNAMES_SIGNATURE.format(
+                option=option, names=unknown, name=_name(fun), allowed=sorted(allowed)
+            )
+        )
+
+
 def _name(fun: Callable) -> str:
     return getattr(fun, "__qualname__", None) or repr(fun)
 
@@ -110,6 +129,8 @@ def resolve(
     dnums, dnames = _infer(sig, _nums(donate_argnums), _names(donate_argnames))
     _check_nums(sig, snums, "static_argnums", fun)
     _check_nums(sig, dnums, "donate_argnums", fun)
+    _check_names(sig, snames, "static_argnames", fun)
+    _check_names(sig, dnames, "donate_argnames", fun)
     both = set(snames) & set(dnames)
     if both:
         raise _errors.TransformArgumentError(

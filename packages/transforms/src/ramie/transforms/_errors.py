@@ -56,6 +56,12 @@ ARGNUMS_SIGNATURE = (
     "argument(s). Give indices of positional parameters (negative ones count from the end)."
 )
 
+ARGNAMES_SIGNATURE = (
+    "ramie.transforms.jit: {option} names {names}, which {name} cannot take by keyword; "
+    "its keyword parameters are {allowed}. Check the spelling, or use the *_argnums "
+    "option for positional-only parameters."
+)
+
 STATIC_AND_DONATED = (
     "ramie.transforms.jit: {names} of {name} are both static and donated; a static argument "
     "is part of the compiled function, so it cannot be donated. Remove it from one of them."
