@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.metadata as metadata
+import os
 import re
 import subprocess
 import sys
@@ -182,6 +183,32 @@ def check_import_loads_no_sibling(module: str, forbidden: Collection[str] | None
     assert not leaked, f"importing {module} imported sibling packages: {leaked}"
 
 
+_DEVICES_AFTER_IMPORT = """
+import {module}
+import jax
+try:
+    jax.config.update("jax_num_cpu_devices", 8)
+except RuntimeError as e:
+    raise SystemExit("importing {module} initialised JAX's backends: " + str(e))
+print(len(jax.devices()))
+"""
+
+
+def check_import_touches_no_device(module: str) -> None:
+    """A fresh ``import module`` starts no JAX backend: device settings can follow it.
+
+    ``jax.config.update("jax_num_cpu_devices", 8)`` (and ``jax.distributed.initialize()``)
+    must run before JAX's first computation; a package that makes an array at import
+    time would make both fail for everyone who imports it first.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+    env["JAX_PLATFORMS"] = "cpu"
+    code = _DEVICES_AFTER_IMPORT.format(module=module)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr.strip().splitlines()[-1:]
+    assert result.stdout.split() == ["8"], result.stdout
+
+
 def _imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
     """(line, module) for each absolute import in ``tree`` (``from ramie import x``: ramie.x)."""
     found: list[tuple[int, str]] = []
@@ -242,6 +269,7 @@ def define_tests(
         "test_extras": (check_extras, (dist, extras)),
         "test_requirement_pins": (check_requirement_pins, (dist, ramie_requires)),
         "test_requirements_are_installed": (check_requirements_installed, (dist,)),
+        "test_import_touches_no_device": (check_import_touches_no_device, (module,)),
     }
     if forbidden is not None:
         checks["test_import_loads_no_sibling"] = (

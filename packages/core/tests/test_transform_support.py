@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ramie import core
+from ramie.core import extend
 
 
 class Block(core.Module):
@@ -27,7 +28,7 @@ def test_frame_owns_variables_created_inside_and_allows_their_mutation():
     messages = []
 
     def f(x):
-        with core.transform_frame("jit") as frame:
+        with extend.transform_frame("jit") as frame:
             inside = core.Param(jnp.zeros(2))
             assert id(inside) in frame.owned and id(outside) not in frame.owned
             inside.value = x  # owned: fine
@@ -51,7 +52,7 @@ def test_frame_allows_concrete_values_and_owned_copies():
     outside = core.Param(jnp.zeros(2))
 
     def f(x):
-        with core.transform_frame("vmap") as frame:
+        with extend.transform_frame("vmap") as frame:
             outside.value = np.zeros(2)  # a concrete value is not a leak
             copy = outside.copy()
             frame.own([])  # no-op
@@ -65,7 +66,7 @@ def test_frame_owns_the_variables_of_states_made_inside():
     net = Net()
 
     def f(x):
-        with core.transform_frame("jit"):
+        with extend.transform_frame("jit"):
             params, stats = core.state(net, core.Param, core.BatchStat)
             _, everything = core.split(net)
             params.a.w.value = x  # copies made by state()/split() inside are owned
@@ -80,7 +81,7 @@ def test_frame_owns_the_variables_of_states_made_inside():
 
 def test_frame_is_popped_when_the_block_raises():
     with pytest.raises(ZeroDivisionError):
-        with core.transform_frame("scan"):
+        with extend.transform_frame("scan"):
             raise ZeroDivisionError
     assert core._tracking.FRAMES == []
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from ramie import core
 from ramie import transforms as tx
+from ramie.core import extend
 
 
 class Linear(core.Module):
@@ -41,7 +42,7 @@ def test_objects_merged_inside_a_transform_are_owned_only_there():
     made = []
 
     def f(x):
-        with core.transform_frame("jit") as frame:
+        with extend.transform_frame("jit") as frame:
             m = core.merge(gd, st)
             made.append(m)
             assert {id(m.kernel), id(m.bias)} <= frame.owned

@@ -14,6 +14,7 @@ import pytest
 
 from ramie import core
 from ramie import transforms as tx
+from ramie.core import extend
 
 THREADS = 8
 
@@ -111,7 +112,7 @@ def test_frames_of_one_thread_are_invisible_to_another():
     seen = []
 
     def hold_a_frame():
-        with core.transform_frame("jit"):
+        with extend.transform_frame("jit"):
             inside.set()
             release.wait(timeout=60)
 

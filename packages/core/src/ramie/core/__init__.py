@@ -12,11 +12,14 @@
 >>> graphdef, state = core.split(model)
 >>> core.merge(graphdef, state)(jnp.ones((1, 2))).shape
 (1, 3)
+
+Authors of transforms over ramie objects: see ``ramie.core.extend``.
 """
 
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
+from . import extend as extend  # the seam for transform authors (not in __all__)
 from ._api import clone, graphdef, merge, pop, split, state, update
 from ._caches import clear_caches
 from ._capture import ClosureReadWarning
@@ -43,12 +46,11 @@ from ._errors import (
 from ._filters import All, Everything, Filter, Not, Nothing, OfType, PathContains, to_predicate
 from ._filters import Any_ as Any
 from ._functional import Functional, functional
-from ._graph import FlatGraph, GraphDef, flatten, unflatten
+from ._graph import GraphDef, flatten, unflatten
 from ._module import Module
 from ._rngs import RngCount, RngKey, Rngs, RngState, RngStream
 from ._state import State, replace_by_pure_dict, to_pure_dict
-from ._tracking import Dict, Frame, List, transform_frame
-from ._tracking import version as structure_version
+from ._tracking import Dict, List
 from ._variables import BatchStat, Cache, Intermediate, Param, Variable
 from ._verify import check_structure
 
@@ -69,8 +71,6 @@ __all__ = [
     "Everything",
     "Filter",
     "FilterError",
-    "FlatGraph",
-    "Frame",
     "Functional",
     "GraphDef",
     "GraphError",
@@ -114,11 +114,9 @@ __all__ = [
     "replace_by_pure_dict",
     "split",
     "state",
-    "structure_version",
     "summary",
     "to_predicate",
     "to_pure_dict",
-    "transform_frame",
     "unflatten",
     "update",
 ]

@@ -9,10 +9,20 @@ the cache's documented size. ``clear_caches()`` empties all of them.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Hashable
 from typing import Any
 
 _ALL: list[BoundedCache] = []
+#: Caches of other packages (``extend.register_cache``), emptied by ``clear_caches`` too;
+#: weak references by their own id, each removed when its cache dies.
+_EXTERNAL: dict[int, weakref.ref] = {}
+
+
+def register_external(cache: Any) -> None:
+    """Have ``clear_caches()`` call ``cache.clear()`` too, while ``cache`` lives."""
+    ref = weakref.ref(cache, lambda r: _EXTERNAL.pop(id(r), None))
+    _EXTERNAL[id(ref)] = ref
 
 
 class BoundedCache(dict):
@@ -75,3 +85,7 @@ def clear_caches() -> None:
     for cache in _ALL:
         with cache._lock:
             dict.clear(cache)
+    for ref in list(_EXTERNAL.values()):
+        external = ref()
+        if external is not None:
+            external.clear()

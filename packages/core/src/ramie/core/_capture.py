@@ -67,7 +67,8 @@ def closure_read_hook(fun: Callable, transform: str) -> Callable[[Variable], Non
     """An ``on_read`` callback for ``transform_frame`` that warns once for ``fun``.
 
     >>> import warnings, jax.numpy as jnp
-    >>> from ramie.core import Param, transform_frame, closure_read_hook
+    >>> from ramie.core import Param
+    >>> from ramie.core.extend import closure_read_hook, transform_frame
     >>> scale = Param(jnp.ones(()))
     >>> def f(x):
     ...     return x * scale.value

@@ -112,7 +112,8 @@ def transform_frame(name: str, on_read=None) -> Iterator[Frame]:
     called when the function reads a Variable that no running frame owns (one
     captured from outside, whose value a compiling transform bakes in).
 
-    >>> from ramie.core import Param, transform_frame
+    >>> from ramie.core import Param
+    >>> from ramie.core.extend import transform_frame
     >>> with transform_frame("jit") as frame:
     ...     p = Param(1.0)  # made inside: owned
     ...     frame.owned == {id(p)}

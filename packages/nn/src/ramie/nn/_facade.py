@@ -47,7 +47,7 @@ PACKAGES = [
             "jit", "grad", "value_and_grad", "vjp", "jvp", "custom_vjp", "vmap", "scan",
             "remat", "cond", "switch", "fori_loop", "while_loop", "eval_shape", "shard_map",
             "Carry", "StateAxes", "split_rngs", "CarryError", "StructureChangedError",
-            "TransformArgumentError",
+            "TransformArgumentError", "clear_caches",
         ),
     ),
     Package(

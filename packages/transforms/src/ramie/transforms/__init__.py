@@ -23,6 +23,7 @@ from importlib.metadata import version as _version
 
 from ._autodiff import grad, jvp, value_and_grad, vjp
 from ._axes import Carry, StateAxes
+from ._cache import clear_caches
 from ._control import cond, eval_shape, remat, switch
 from ._custom_vjp import custom_vjp
 from ._errors import CarryError, StructureChangedError, TransformArgumentError
@@ -38,6 +39,7 @@ __all__ = [
     "StateAxes",
     "StructureChangedError",
     "TransformArgumentError",
+    "clear_caches",
     "cond",
     "custom_vjp",
     "eval_shape",

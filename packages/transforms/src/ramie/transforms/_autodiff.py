@@ -17,6 +17,7 @@ from typing import Any
 import jax
 
 from ramie import core
+from ramie.core import extend
 
 from . import _errors
 from . import _graphargs as ga
@@ -27,7 +28,13 @@ def _argnums_tuple(argnums: int | Sequence[int]) -> tuple[int, ...]:
 
 
 class _DiffCall:
-    """One call of a differentiated function: which leaves are differentiated, and how."""
+    """One call of a differentiated function: which leaves are differentiated, and how.
+
+    A Module among the differentiated arguments contributes the leaves ``wrt``
+    selects; a Variable given directly (bare, or inside a State, dict or list)
+    is differentiated whatever its kind, as ``jax.grad`` differentiates every
+    leaf of a pytree argument.
+    """
 
     def __init__(self, name: str, args: tuple, kwargs: dict, argnums: tuple, wrt: Any):
         for i in argnums:
@@ -38,27 +45,44 @@ class _DiffCall:
                     )
                 )
         self.name = name
+        self.args = args
         self.argnums = tuple(i % len(args) for i in argnums)
         self.ex = ex = ga.Extracted((args, kwargs))
         positions = ga.arg_positions(ex.spec)
         slots = ex.spec[1]
-        # Objects (first appearance) and plain leaves, by the argument they came from.
-        self.obj_arg = [None] * len(ex.objs)
+        # Objects (first appearance) and plain leaves, by the argument they came from;
+        # ``items[a]``: argument a's flat items as (object slot or -1, plain leaf index).
+        self.obj_arg: list = [None] * len(ex.objs)
+        self.items: dict = {}
         leaf_arg = []
         for pos, slot in zip(positions, slots, strict=True):
             if slot >= 0:
                 if self.obj_arg[slot] is None:
                     self.obj_arg[slot] = pos
+                self.items.setdefault(pos, []).append((slot, -1))
             else:
+                self.items.setdefault(pos, []).append((-1, len(leaf_arg)))
                 leaf_arg.append(pos)
-        self.leaf_arg = leaf_arg
-        pred = core.to_predicate(wrt)
         fg = ex.fg
+        position = {id(r): k for k, r in enumerate(fg.refs)}
+        # Leaf position of each object that is a Variable itself (None for Modules).
+        self.var_pos = [position[id(o)] if isinstance(o, core.Variable) else None for o in ex.objs]
+        # An object passed in several arguments is differentiated if any is in argnums.
+        diff_objs = {s for a in self.argnums for s, _ in self.items.get(a, ()) if s >= 0}
+        direct = {self.var_pos[i] for i in diff_objs if self.var_pos[i] is not None}
+        pred = core.to_predicate(wrt)
         self.vmask = tuple(
-            self.obj_arg[p[0]] in self.argnums and pred(p[1:], _as_leaf(r))
-            for p, r in zip(fg.paths, fg.refs, strict=True)
+            k in direct
+            or (
+                p[0] in diff_objs
+                and isinstance(ex.objs[p[0]], core.Module)
+                and pred(p[1:], extend.leaf(r))
+            )
+            for k, (p, r) in enumerate(zip(fg.paths, fg.refs, strict=True))
         )
         self.lmask = tuple(a in self.argnums for a in leaf_arg)
+        self.diff_positions = [k for k, m in enumerate(self.vmask) if m]
+        self.diff_leaves = [k for k, m in enumerate(self.lmask) if m]
 
     def split(self):
         values = self.ex.fg.values()
@@ -74,7 +98,7 @@ class _DiffCall:
         def pure(diff, kept):
             values = _join(self.vmask, diff[0], kept[0])
             leaves = _join(self.lmask, diff[1], kept[1])
-            with core.transform_frame(self.name) as frame:
+            with extend.transform_frame(self.name) as frame:
                 objs = ga.enter(frame, graphdef, values)
                 args, kwargs = ga.rebuild(spec, objs, leaves)
                 out = fun(*args, **kwargs)
@@ -101,47 +125,100 @@ class _DiffCall:
         return ga.import_(meta, payload, self.ex.objs)
 
     def grads(self, diff_grads) -> Any:
-        """Per argnum: a State for an object, the plain gradient for anything else."""
+        """Per argnum, gradients shaped like the argument.
+
+        A Module becomes a State of its differentiated leaves, a Variable the
+        same kind of Variable holding its gradient, a plain leaf its gradient.
+        """
         gv, gl = diff_grads
         fg = self.ex.fg
+        by_position = dict(zip(self.diff_positions, gv, strict=True))
+        by_leaf = dict(zip(self.diff_leaves, gl, strict=True))
         by_obj: dict[int, dict] = {}
-        it = iter(gv)
-        for path, ref, m in zip(fg.paths, fg.refs, self.vmask, strict=True):
-            if m:
-                g = next(it)
-                leaf = ref.replace(g) if isinstance(ref, core.Variable) else g
-                by_obj.setdefault(path[0], {})[path[1:]] = leaf
-        states = [
-            core.State.from_flat_state(by_obj.get(i, {})) if self.obj_arg[i] is not None else None
-            for i in range(len(self.ex.objs))
-        ]
-        leaf_grads = iter(gl)
+        for k, g in by_position.items():
+            path = fg.paths[k]
+            leaf = fg.refs[k]
+            leaf = leaf.replace(g) if isinstance(leaf, core.Variable) else g
+            by_obj.setdefault(path[0], {})[path[1:]] = leaf
+
+        def obj_grad(slot):
+            pos = self.var_pos[slot]
+            if pos is not None:
+                return fg.refs[pos].replace(by_position[pos])
+            return core.State.from_flat_state(by_obj.get(slot, {}))
+
         out = []
         for argnum in self.argnums:
-            out.append(self._arg_grads(argnum, states, leaf_grads))
+            parts = [
+                obj_grad(slot) if slot >= 0 else by_leaf[leaf]
+                for slot, leaf in self.items.get(argnum, [])
+            ]
+            out.append(self._treedef(argnum).unflatten(parts))
         return out[0] if len(out) == 1 else tuple(out)
 
-    def _arg_grads(self, argnum, states, leaf_grads):
-        treedef, slots = self.ex.spec
-        positions = ga.arg_positions(self.ex.spec)
-        parts = []
-        for pos, slot in zip(positions, slots, strict=True):
-            if pos != argnum:
-                continue
-            parts.append(states[slot] if slot >= 0 else next(leaf_grads))
-        arg = self._arg(argnum)
-        if isinstance(arg, ga.GRAPH_TYPES):
-            return parts[0]
-        sub = jax.tree_util.tree_structure(arg, is_leaf=ga.is_graph)
-        return sub.unflatten(parts)
+    def diff_values(self, given: dict, missing: str) -> tuple:
+        """The differentiated leaves, in ``split`` order, out of per-argument trees.
 
-    def _arg(self, argnum):
-        args, _ = ga.rebuild(self.ex.spec, self.ex.objs, self.ex.leaves)
-        return args[argnum]
+        ``given`` maps each argnum to a tree shaped like the one ``grads``
+        returns for it (a tangent or cotangent); ``missing`` is the message
+        (with ``{path}`` and ``{arg}``) for a Module leaf it does not hold.
+        """
+        by_position: dict[int, Any] = {}
+        by_leaf: dict[int, Any] = {}
+        fg = self.ex.fg
+        for argnum in self.argnums:
+            items = self.items.get(argnum, [])
+            parts = self._treedef(argnum).flatten_up_to(given[argnum])
+            for (slot, leaf), part in zip(items, parts, strict=True):
+                if slot < 0:
+                    by_leaf[leaf] = part
+                elif self.var_pos[slot] is not None:
+                    by_position[self.var_pos[slot]] = _unwrap(part)
+                else:
+                    flat = core.State(part).flat_state() if isinstance(part, dict) else {}
+                    for k in self.diff_positions:
+                        path = fg.paths[k]
+                        if path[0] != slot:
+                            continue
+                        found = flat.get(path[1:])
+                        if found is None:
+                            raise _errors.TransformArgumentError(
+                                missing.format(path=core.format_path(path[1:]), arg=argnum)
+                            )
+                        by_position[k] = _unwrap(found)
+        return (
+            [by_position[k] for k in self.diff_positions],
+            [by_leaf[k] for k in self.diff_leaves],
+        )
+
+    def _treedef(self, argnum):
+        """The structure of argument ``argnum`` down to its objects (its gradient's).
+
+        A ``Dict``/``List`` holding a Module becomes a plain dict/list there: the
+        Module's gradient is a State, which a tracked container refuses to hold.
+        """
+        arg = self.args[argnum]
+        slots = [s for s, _ in self.items.get(argnum, ()) if s >= 0]
+        if any(isinstance(self.ex.objs[s], core.Module) for s in slots):
+            arg = _untracked(arg)
+        return jax.tree_util.tree_structure(arg, is_leaf=ga.is_graph)
 
 
-def _as_leaf(ref):
-    return ref if isinstance(ref, core.Variable) else ref._value
+def _untracked(tree: Any) -> Any:
+    """``tree`` with every ``Dict``/``List`` (outside objects) as a plain dict/list."""
+    if isinstance(tree, ga.GRAPH_TYPES):
+        return tree
+    if type(tree) in (dict, core.Dict):
+        return {k: _untracked(v) for k, v in tree.items()}
+    if type(tree) in (list, core.List):
+        return [_untracked(v) for v in tree]
+    if type(tree) is tuple:
+        return tuple(_untracked(v) for v in tree)
+    return tree
+
+
+def _unwrap(x):
+    return x.value if isinstance(x, core.Variable) else x
 
 
 def _split(mask, items):
@@ -167,10 +244,13 @@ def value_and_grad(
 ) -> Callable:
     """Like ``jax.value_and_grad``, for functions of ramie objects.
 
-    For an object among ``argnums`` the gradient is a ``State`` of the leaves
-    that ``wrt`` selects (``Param`` by default; any filter works). Other
-    arguments get plain JAX gradients. Mutations made by ``fun`` (BatchNorm
-    statistics, RNG counters, sown Intermediates) are written back.
+    For a Module among ``argnums`` the gradient is a ``State`` of the leaves
+    that ``wrt`` selects (``Param`` by default; any filter works). Any other
+    argument (a ``State``, dict, list, ``Dict``, a bare Variable, arrays) is a
+    pytree, differentiated as ``jax.grad`` does: its gradient has its
+    structure, each Variable replaced by one of the same kind holding the
+    gradient (``wrt`` does not filter it). Mutations made by ``fun``
+    (BatchNorm statistics, RNG counters, sown Intermediates) are written back.
 
     >>> import jax.numpy as jnp
     >>> from ramie import core
@@ -302,22 +382,4 @@ def jvp(
 
 def _tangent_leaves(call: _DiffCall, tangents: tuple):
     """Tangent leaves in the order of the differentiated leaves of ``call``."""
-    flat = {}
-    for i, t in enumerate(tangents):
-        if isinstance(call._arg(i), ga.GRAPH_TYPES):
-            flat[i] = core.State(t).flat_state() if isinstance(t, dict) else {}
-    values = []
-    for path, m in zip(call.ex.fg.paths, call.vmask, strict=True):
-        if m:
-            arg = call.obj_arg[path[0]]
-            leaf = flat.get(arg, {}).get(path[1:])
-            if leaf is None:
-                raise _errors.TransformArgumentError(
-                    _errors.JVP_MISSING_TANGENT.format(path=core.format_path(path[1:]), arg=arg)
-                )
-            values.append(leaf.value if isinstance(leaf, core.Variable) else leaf)
-    leaves = []
-    for i, t in enumerate(tangents):
-        if i not in flat:
-            leaves.extend(jax.tree_util.tree_leaves(t))
-    return (values, leaves)
+    return call.diff_values(dict(enumerate(tangents)), _errors.JVP_MISSING_TANGENT)

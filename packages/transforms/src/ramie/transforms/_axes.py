@@ -8,6 +8,7 @@ from typing import Any
 import jax
 
 from ramie import core
+from ramie.core import extend
 
 from . import _errors
 from . import _graphargs as ga
@@ -92,23 +93,105 @@ def per_argument(transform: str, axes: Any, nargs: int) -> tuple:
     return (axes,) * nargs
 
 
-def value_axes(ex: ga.Extracted, arg_axes: Sequence, kwargs_axis: Any = 0) -> list:
-    """The axis of every object leaf (in ``ex.fg.paths`` order) of an ``(args, kwargs)`` call."""
+def value_axes(
+    ex: ga.Extracted,
+    arg_axes: Sequence,
+    kwargs_axis: Any = 0,
+    *,
+    transform: str = "vmap",
+    option: str = "in_axes",
+) -> list:
+    """The axis of every object leaf (in ``ex.fg.paths`` order) of an ``(args, kwargs)`` call.
+
+    An object (or a Variable inside it) reachable from two arguments given
+    different axes raises ``TransformArgumentError`` naming it and both axes.
+    """
     positions = ga.arg_positions(ex.spec)
-    obj_axis: dict[int, Any] = {}
-    for pos, slot in zip(positions, ex.spec[1], strict=True):
-        if slot >= 0 and slot not in obj_axis:
-            obj_axis[slot] = arg_axes[pos] if isinstance(pos, int) else kwargs_axis
-    fg = ex.fg
-    out = []
-    for path, ref in zip(fg.paths, fg.refs, strict=True):
-        spec = obj_axis[path[0]]
-        if isinstance(spec, StateAxes):
-            leaf = ref if isinstance(ref, core.Variable) else ref._value
-            out.append(spec.axis_for(path[1:], leaf))
-        else:
-            out.append(spec)
+    appearances = []  # (object slot, flat position in the arguments, its spec)
+    for flat, (pos, slot) in enumerate(zip(positions, ex.spec[1], strict=True)):
+        if slot >= 0:
+            spec = arg_axes[pos] if isinstance(pos, int) else kwargs_axis
+            appearances.append((slot, flat, spec))
+    out = leaf_specs(ex.fg, appearances, _leaf_axis)
+    check_aliasing(ex.fg, ex.objs, ex.spec, appearances, out, _leaf_axis, transform, option)
     return out
+
+
+def _leaf_axis(spec: Any, path: tuple, ref: Any) -> Any:
+    if isinstance(spec, StateAxes):
+        return spec.axis_for(path, extend.leaf(ref))
+    return spec
+
+
+def leaf_specs(fg: extend.FlatGraph, appearances: list, leaf_spec) -> list:
+    """Per leaf of ``ex.fg``: ``leaf_spec(spec, path in its object, ref)`` for the
+    spec of the first argument that reaches it."""
+    obj_spec: dict[int, Any] = {}
+    for slot, _, spec in appearances:
+        obj_spec.setdefault(slot, spec)
+    return [
+        leaf_spec(obj_spec[path[0]], path[1:], ref)
+        for path, ref in zip(fg.paths, fg.refs, strict=True)
+    ]
+
+
+def check_aliasing(
+    fg: extend.FlatGraph,
+    objs: tuple,
+    spec: tuple,
+    appearances: list,
+    specs: list,
+    leaf_spec,
+    transform: str,
+    option: str,
+) -> None:
+    """Raise if an object or Variable is reached through arguments with different specs.
+
+    ``appearances`` lists ``(object slot, flat position, spec)`` for every
+    place in the arguments holding an object; ``specs`` is ``leaf_specs``'s result.
+    """
+    if len(appearances) < 2:
+        return
+    names = ga.position_names(spec)
+    objects = ga.object_names(spec, len(objs))
+    position = {id(r): k for k, r in enumerate(fg.refs) if isinstance(r, core.Variable)}
+    first: dict[int, tuple] = {}
+    for slot, pos, given in appearances:
+        obj = objs[slot]
+        inner = extend.flatten((obj,))  # a tuple root: a bare Variable is fine too
+        wanted = [leaf_spec(given, p[1:], r) for p, r in zip(inner.paths, inner.refs, strict=True)]
+        seen = first.setdefault(id(obj), (pos, given, wanted))
+        if seen[2] != wanted:
+            raise _aliased(
+                transform,
+                option,
+                f"the same {type(obj).__name__}",
+                f"{names[seen[0]]} with {option} {seen[1]!r}",
+                f"{names[pos]} with {option} {given!r}",
+            )
+        # A Variable also reached through another argument (e.g. ``(model, model.kernel)``).
+        for path, ref, want in zip(inner.paths, inner.refs, wanted, strict=True):
+            k = position.get(id(ref))
+            if k is None or want == specs[k]:
+                continue
+            here = "/".join([names[pos], *map(str, path[1:])])
+            there = fg.paths[k]
+            there = "/".join([objects[there[0]], *map(str, there[1:])])
+            raise _aliased(
+                transform,
+                option,
+                f"the {type(ref).__name__} at '{there}' (also '{here}')",
+                f"{objects[fg.paths[k][0]]} gives it {specs[k]!r}",
+                f"{names[pos]} gives it {want!r}",
+            )
+
+
+def _aliased(transform: str, option: str, what: str, first: str, second: str) -> Exception:
+    return _errors.TransformArgumentError(
+        _errors.ALIASED_SPECS.format(
+            transform=transform, option=option, what=what, first=first, second=second
+        )
+    )
 
 
 def plain_axes(args: tuple, kwargs: dict, arg_axes: Sequence, kwargs_axis: Any = 0) -> list:

@@ -8,7 +8,7 @@ from typing import Any
 
 import jax
 
-from . import _errors
+from . import _cache, _errors
 from . import _graphargs as ga
 
 
@@ -98,19 +98,13 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
     ex = ga.Extracted((operands, {}))
     fg = ex.fg
     name = "switch" if len(branches) > 2 else "cond"
-    structures: dict[int, Any] = {}
-
-    def branch(k: int, fun: Callable) -> Callable:
-        def pure(values, leaves):
-            out = ga.call_traced(name, fun, fg.graphdef, ex.spec, values, leaves)
-            structures[k] = out[0]
-            return out
-
-        return pure
-
+    static = (name, fg.graphdef, ex.spec)
+    pures, structures = _cache.traced_body(
+        tuple(branches), static, lambda refs: _branches(refs, *static)
+    )
     try:
         new_graphdef, new_values, meta, payload = jax.lax.switch(
-            index, [branch(k, f) for k, f in enumerate(branches)], fg.values(), ex.leaves
+            index, list(pures), fg.values(), ex.leaves
         )
     except TypeError as e:
         differing = {k: g for k, g in structures.items() if g is not None}
@@ -127,6 +121,21 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
         ) from e
     ga.propagate(fg, ex.objs, new_graphdef, new_values)
     return ga.import_(meta, payload, ex.objs)
+
+
+def _branches(refs: tuple, name: str, graphdef: Any, spec: tuple) -> tuple:
+    """The pure branch functions ``jax.lax.switch`` traces, and the structures they left."""
+    structures: dict[int, Any] = {}
+
+    def branch(k: int, ref: Callable) -> Callable:
+        def pure(values, leaves):
+            out = ga.call_traced(name, ref(), graphdef, spec, values, leaves)
+            structures[k] = out[0]
+            return out
+
+        return pure
+
+    return tuple(branch(k, r) for k, r in enumerate(refs)), structures
 
 
 def eval_shape(fun: Callable, *args: Any, **kwargs: Any) -> Any:

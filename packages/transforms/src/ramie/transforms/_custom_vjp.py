@@ -9,6 +9,7 @@ from typing import Any
 import jax
 
 from ramie import core
+from ramie.core import extend
 
 from . import _errors
 from . import _graphargs as ga
@@ -68,7 +69,7 @@ class custom_vjp:  # noqa: N801 - named like jax.custom_vjp
         def args_of(d, k):
             values = _join(call.vmask, d[0], k[0])
             leaves = _join(call.lmask, d[1], k[1])
-            with core.transform_frame("custom_vjp") as frame:
+            with extend.transform_frame("custom_vjp") as frame:
                 objs = ga.enter(frame, graphdef, values)
             return ga.rebuild(spec, objs, leaves)[0]
 
@@ -98,19 +99,4 @@ def _describe(x: Any) -> str:
 
 
 def _cotangent_leaves(call: _DiffCall, argnums: tuple, cts: tuple):
-    by_arg = dict(zip(argnums, cts, strict=True))
-    values = []
-    for path, m in zip(call.ex.fg.paths, call.vmask, strict=True):
-        if m:
-            ct = by_arg[call.obj_arg[path[0]]]
-            leaf = core.State(ct).flat_state().get(path[1:]) if isinstance(ct, dict) else None
-            if leaf is None:
-                raise _errors.TransformArgumentError(
-                    _errors.CUSTOM_VJP_MISSING.format(path=core.format_path(path[1:]))
-                )
-            values.append(leaf.value if isinstance(leaf, core.Variable) else leaf)
-    leaves = []
-    for argnum in argnums:
-        if not isinstance(call._arg(argnum), ga.GRAPH_TYPES):
-            leaves.extend(jax.tree_util.tree_leaves(by_arg[argnum]))
-    return (values, leaves)
+    return call.diff_values(dict(zip(argnums, cts, strict=True)), _errors.CUSTOM_VJP_MISSING)

@@ -39,6 +39,34 @@ STRUCTURE_CHANGED = (
     "`use_running_average`). Make such changes before calling the transformed function."
 )
 
+ALIASED_SPECS = (
+    "ramie.transforms.{transform}: {what} is passed through two arguments with different "
+    "{option}: {first}, {second}. One object has one value, so it must be mapped the same "
+    "way wherever it appears: pass it once, or give every argument holding it the same "
+    "{option}."
+)
+
+ARGNUM_TYPE = (
+    "ramie.transforms.jit: static_argnums/donate_argnums must be ints (or a sequence of "
+    "ints); found {found}."
+)
+
+ARGNUMS_SIGNATURE = (
+    "ramie.transforms.jit: {option}={nums} but {name} accepts only {count} positional "
+    "argument(s). Give indices of positional parameters (negative ones count from the end)."
+)
+
+ARGNAMES_SIGNATURE = (
+    "ramie.transforms.jit: {option} names {names}, which {name} cannot take by keyword; "
+    "its keyword parameters are {allowed}. Check the spelling, or use the *_argnums "
+    "option for positional-only parameters."
+)
+
+STATIC_AND_DONATED = (
+    "ramie.transforms.jit: {names} of {name} are both static and donated; a static argument "
+    "is part of the compiled function, so it cannot be donated. Remove it from one of them."
+)
+
 IN_AXES_ARITY = (
     "ramie.transforms.{transform}: in_axes has {given} entries but the function was called "
     "with {count} positional argument(s). Give one axis per positional argument (a tuple of "

@@ -23,6 +23,7 @@ from typing import Any
 import jax
 
 from ramie import core
+from ramie.core import extend
 
 from . import _errors
 
@@ -83,7 +84,7 @@ class Extracted:
                 slots.append(-1)
                 leaves.append(x)
         self.objs = tuple(objs)
-        self.fg = core.flatten(self.objs)
+        self.fg = extend.flatten(self.objs)
         self.leaves = leaves
         self.spec = (treedef, tuple(slots))
 
@@ -95,15 +96,19 @@ def rebuild(spec: tuple, objs: Sequence, leaves: Sequence) -> Any:
     return treedef.unflatten([objs[i] if i >= 0 else next(it) for i in slots])
 
 
-def object_names(spec: tuple, count: int) -> list[str]:
-    """A readable name per object (``args[0]``, ``kwargs['model']``) for messages."""
-    treedef, slots = spec
+def position_names(spec: tuple) -> list[str]:
+    """A readable name (``args[0]``, ``kwargs['model']``) per flat position of ``spec``."""
+    treedef, _ = spec
     skeleton = treedef.unflatten(list(range(treedef.num_leaves)))
+    return [_errors.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(skeleton)[0]]
+
+
+def object_names(spec: tuple, count: int) -> list[str]:
+    """A readable name per object (where it first appears) for messages."""
     names = [""] * count
-    for path, position in jax.tree_util.tree_flatten_with_path(skeleton)[0]:
-        i = slots[position]
+    for name, i in zip(position_names(spec), spec[1], strict=True):
         if i >= 0 and not names[i]:
-            names[i] = _errors.keystr(path)
+            names[i] = name
     return names
 
 
@@ -119,10 +124,10 @@ def arg_positions(spec: tuple) -> list:
 
 
 # -- inside the transform --------------------------------------------------------
-def enter(frame: core.Frame, graphdef: core.GraphDef, values: Sequence) -> tuple:
+def enter(frame: extend.Frame, graphdef: core.GraphDef, values: Sequence) -> tuple:
     """Rebuild the input objects from leaves; the frame owns their Variables."""
-    objs = core.unflatten(graphdef, list(values))
-    frame.own(core.flatten(objs).refs)
+    objs = extend.unflatten(graphdef, list(values))
+    frame.own(extend.flatten(objs).refs)
     return objs
 
 
@@ -133,7 +138,7 @@ def collect(name: str, before: core.GraphDef, objs: tuple, spec: tuple | None = 
     ``(graphdef, values)`` when the function only added Variables (``sow``),
     and raises ``StructureChangedError`` for any other structural change.
     """
-    fg = core.flatten(objs)
+    fg = extend.flatten(objs)
     if fg.graphdef == before:
         return None, fg.values()
     found = core.graph_changes(before, fg.graphdef)
@@ -209,7 +214,7 @@ def export(out: Any, objs: tuple) -> tuple[Static | None, Any]:
             if i is not None:
                 parts.append(Static(i))
             else:
-                fg = core.flatten((x,))  # a tuple root: bare Variables are fine too
+                fg = extend.flatten((x,))  # a tuple root: bare Variables are fine too
                 parts.append(NewObject(fg.graphdef, fg.values()))
         else:
             parts.append(x)
@@ -219,7 +224,7 @@ def export(out: Any, objs: tuple) -> tuple[Static | None, Any]:
 def _reachable(objs: tuple) -> dict[int, tuple]:
     """Path (object index first) of every Module and Variable inside the inputs."""
     out: dict[int, tuple] = {}
-    fg = core.flatten(objs)
+    fg = extend.flatten(objs)
     for path, ref in zip(fg.paths, fg.refs, strict=True):
         if isinstance(ref, core.Variable):
             out.setdefault(id(ref), path)
@@ -238,12 +243,12 @@ def _resolve(objs: tuple, path: tuple) -> Any:
 
 
 # -- outside, after the transform --------------------------------------------------
-def propagate(fg: core.FlatGraph, objs: tuple, new_graphdef: Any, values: Sequence) -> None:
+def propagate(fg: extend.FlatGraph, objs: tuple, new_graphdef: Any, values: Sequence) -> None:
     """Write the transform's results back into the caller's objects."""
     if new_graphdef is None:
         fg.set_values(values)
     else:
-        grown = core.unflatten(new_graphdef, list(values))
+        grown = extend.unflatten(new_graphdef, list(values))
         core.update(objs, core.state(grown))
 
 
@@ -256,7 +261,7 @@ def import_(meta: Static | None, payload: Any, objs: tuple) -> Any:
         if type(x) is Static:
             return objs[x.value] if type(x.value) is int else _resolve(objs, x.value)
         if type(x) is NewObject:
-            return core.unflatten(x.graphdef, list(x.values))[0]
+            return extend.unflatten(x.graphdef, list(x.values))[0]
         return x
 
     return jax.tree_util.tree_map(back, payload, is_leaf=_is_marker)
@@ -279,9 +284,9 @@ def call_traced(
 
     Returns ``(new_graphdef, new_values, out_meta, out_payload)``; arguments
     are a pytree ``(args, kwargs)`` described by ``spec``. ``on_read`` is the
-    frame's callback for reads of captured Variables (see ``core.transform_frame``).
+    frame's callback for reads of captured Variables (see ``extend.transform_frame``).
     """
-    with core.transform_frame(name, on_read) as frame:
+    with extend.transform_frame(name, on_read) as frame:
         objs = enter(frame, graphdef, values)
         args, kwargs = rebuild(spec, objs, leaves)
         out = fun(*args, **kwargs)

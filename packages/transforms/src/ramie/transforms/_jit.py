@@ -10,34 +10,37 @@ the structure of the arguments changes.
 from __future__ import annotations
 
 import functools
-import inspect
 import operator
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
 from ramie import core
+from ramie.core import extend
 
+from . import _argnums, _axes, _cache
 from . import _graphargs as ga
 
-# Argument types that can never hold a ramie object: passed through as leaves.
-_LEAF_TYPES = frozenset(
-    {type(np.zeros(())), np.ndarray, int, float, bool, complex, type(None)}
-    | {type(jax.numpy.zeros(()))}
-)
+# Argument types that can never hold a ramie object: passed through as leaves. JAX's
+# concrete array type joins on first sight (learning it by making an array here would
+# start JAX's backend at import time).
+_LEAF_TYPES = {type(np.zeros(())), np.ndarray, int, float, bool, complex, type(None)}
+
+
+def _is_leaf_type(t: type) -> bool:
+    if t in _LEAF_TYPES:
+        return True
+    if issubclass(t, jax.Array) and not issubclass(t, jax.core.Tracer):
+        _LEAF_TYPES.add(t)
+        return True
+    return False
+
+
 _GRAPH = ga.GRAPH_TYPES
 _NO_DONATION, _DONATE_OBJECTS, _DONATE_MIXED = range(3)
-
-
-def _as_tuple(x: int | Sequence[int] | None) -> tuple:
-    if x is None:
-        return ()
-    if isinstance(x, int):
-        return (x,)
-    return tuple(x)
 
 
 class Layout:
@@ -84,20 +87,33 @@ def _picker(positions: tuple) -> Callable[[tuple], tuple]:
 _GENERAL = object()  # a type signature that needs the general path
 
 
-_NO_CALL = (-1, 0, None, None, None, None)
+class _LastCall(NamedTuple):
+    """The last single-object call of a jitted function (its per-call fast path).
 
-
-def _remember(last: list, call: tuple) -> None:
-    """Keep ``call`` as the last single-object call, dropped when its object dies.
-
-    Dropping it matters: its FlatGraph holds the object's Variables (and arrays).
+    The object and its FlatGraph are held weakly: a FlatGraph holds the
+    object's Variables and the containers of its raw arrays, so holding it
+    would keep a model in a reference cycle alive.
     """
-    n, pos, obj, fg, layout, pick = call
+
+    nargs: int
+    position: int  # of the object among the arguments
+    obj: Callable  # weak reference to it
+    graph: Callable  # weak reference to its FlatGraph
+    layout: Any
+    leaves: Callable  # picks the other (leaf) arguments
+
+
+_DEAD = weakref.ref(type("_Dead", (), {})())  # a reference that gives None
+_NO_CALL = _LastCall(-1, 0, _DEAD, _DEAD, None, None)
+
+
+def _remember(last: list, n: int, pos: int, obj, fg, layout, pick) -> None:
+    """Keep this call as the last single-object call, dropped when its object dies."""
 
     def forget(_ref: weakref.ref) -> None:
         last[0] = _NO_CALL
 
-    last[0] = (n, pos, weakref.ref(obj, forget), fg, layout, pick)
+    last[0] = _LastCall(n, pos, weakref.ref(obj, forget), weakref.ref(fg), layout, pick)
 
 
 class _Jitted:
@@ -105,32 +121,33 @@ class _Jitted:
 
     def __init__(self, fun: Callable, **options: Any):
         """``options`` are ``jit``'s keyword arguments (see ``jit``)."""
-        static_argnums = options.pop("static_argnums", ())
-        static_argnames = options.pop("static_argnames", ())
-        donate_argnums = options.pop("donate_argnums", ())
-        donate_argnames = options.pop("donate_argnames", ())
+        argnums = _argnums.resolve(
+            fun,
+            options.pop("static_argnums", None),
+            options.pop("static_argnames", None),
+            options.pop("donate_argnums", None),
+            options.pop("donate_argnames", None),
+        )
         in_shardings = options.pop("in_shardings", None)
         out_shardings = options.pop("out_shardings", None)
         jit_kwargs = options
         functools.update_wrapper(self, fun)
         self.fun = fun
-        self._on_read = core.closure_read_hook(fun, "jit")  # warns once per function
-        self.static_argnums = _as_tuple(static_argnums)
-        self.static_argnames = (
-            (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
-        )
-        donate = set(_as_tuple(donate_argnums))
-        names = (donate_argnames,) if isinstance(donate_argnames, str) else donate_argnames
-        if names:
-            params = list(inspect.signature(fun).parameters)
-            donate |= {params.index(n) for n in names if n in params}
-        self.donate_argnums = tuple(sorted(donate))
+        self._on_read = extend.closure_read_hook(fun, "jit")  # warns once per function
+        self.static_argnums = argnums.static_nums
+        self.static_argnames = argnums.static_names
+        self.donate_argnums = argnums.donate_nums
+        self.donate_argnames = argnums.donate_names
+        self._donates = bool(self.donate_argnums or self.donate_argnames)
         self.in_shardings = in_shardings
         self.out_shardings = out_shardings
         self._jit_kwargs = jit_kwargs
         self._sharded = in_shardings is not None or out_shardings is not None
         self._signatures: dict = {}
-        self._layouts: dict = {}
+        # Compiled layouts, at most MAX_LAYOUTS per function (least recently used out),
+        # and per FlatGraph (weakly) the layout of each argument signature (weakly).
+        self._layouts = _cache.LRU(MAX_LAYOUTS)
+        self._by_graph = _cache.ByObject()
         if self.static_argnums or self.static_argnames:
             self._signatures = _AlwaysGeneral()
 
@@ -174,7 +191,7 @@ class _Jitted:
             kwargs["out_shardings"] = out_shardings
         return jax.jit(
             functools.partial(self._inner, layout),
-            donate_argnums=(0,) if self.donate_argnums else (),
+            donate_argnums=(0,) if layout.mode != _NO_DONATION else (),
             **kwargs,
         )
 
@@ -192,25 +209,29 @@ class _Jitted:
         layout_for = self._layout_positional
         run = self._run
         finish = self._finish
-        flatten = core.flatten
+        flatten = extend.flatten
+        by_graph = self._by_graph
+        graph_layouts = by_graph._items  # id(fg) -> (weakref(fg), {sig: weakref(layout)})
         no_donation = _NO_DONATION
-        last = [_NO_CALL]  # (nargs, object position, weakref, fg, layout, leaf picker)
+        last = [_NO_CALL]
 
         @functools.wraps(self.fun)
         def call(*args: Any, **kwargs: Any) -> Any:
-            n, pos, ref, fg, layout, pick = last[0]
-            if n == len(args) and not kwargs and ref() is args[pos] and fg.is_current():
-                try:
-                    out = layout.jitted(fg.values(), pick(args))
-                except (TypeError, core.ModuleInJaxError):
-                    # e.g. an object now where an array was: JAX refuses it before
-                    # running anything; the full path below sorts the arguments out
-                    # (and re-raises an error of the function itself).
-                    pass
-                else:
-                    if len(out) == 2 and type(out[0]) is dict and not out[0]:
-                        return out[1]  # nothing changed (a forward pass): nothing to write
-                    return finish(out, fg, (args[pos],))
+            n, pos, ref, fg_ref, layout, pick = last[0]
+            if n == len(args) and not kwargs and ref() is args[pos]:
+                fg = fg_ref()
+                if fg is not None and fg.is_current():
+                    try:
+                        out = layout.jitted(fg.values(), pick(args))
+                    except (TypeError, core.ModuleInJaxError):
+                        # e.g. an object now where an array was: JAX refuses it before
+                        # running anything; the full path below sorts the arguments out
+                        # (and re-raises an error of the function itself).
+                        pass
+                    else:
+                        if len(out) == 2 and type(out[0]) is dict and not out[0]:
+                            return out[1]  # nothing changed (a forward pass): no write
+                        return finish(out, fg, (args[pos],))
             sig = signatures.get(tuple(map(type, args))) if not kwargs else _GENERAL
             if sig is None:
                 sig = signature(args)
@@ -218,13 +239,20 @@ class _Jitted:
                 return general(args, kwargs)
             objs = sig.objs(args)
             fg = flatten(objs) if objs else _EMPTY_GRAPH
-            layout = fg.assignments.get(sig)
+            entry = graph_layouts.get(id(fg))
+            layouts = entry[1] if entry is not None and entry[0]() is fg else None
+            layout_ref = layouts.get(sig) if layouts is not None else None
+            layout = layout_ref() if layout_ref is not None else None
             if layout is None:
-                layout = fg.assignments[sig] = layout_for(sig, args, fg)
+                layout = layout_for(sig, args, fg)
+                if layouts is None:
+                    layouts = {}
+                    by_graph.put(fg, layouts)
+                layouts[sig] = weakref.ref(layout)
             if layout.mode != no_donation:
                 return run(layout, fg, objs, fg.values(), sig.leaves(args))
             if sig.nobjs == 1:
-                _remember(last, (len(args), sig.positions[0], objs[0], fg, layout, sig.leaves))
+                _remember(last, len(args), sig.positions[0], objs[0], fg, layout, sig.leaves)
             return finish(layout.jitted(fg.values(), sig.leaves(args)), fg, objs)
 
         call._ramie_jit = self  # type: ignore[attr-defined]
@@ -259,7 +287,7 @@ class _Jitted:
 
     def _signature(self, args: tuple):
         types = tuple(map(type, args))
-        if all(t in _LEAF_TYPES or issubclass(t, _GRAPH) for t in types):
+        if all(_is_leaf_type(t) or issubclass(t, _GRAPH) for t in types):
             sig = _Signature(types)
         else:
             sig = _GENERAL
@@ -272,31 +300,30 @@ class _Jitted:
         )
         spec = (_ARGS_TREEDEFS(len(args)), slots)
         dmask = self._donation_mask(fg, slots, [i for i, s in enumerate(slots) if s < 0])
-        return self._intern(fg, spec, (), dmask, slots)
+        return self._intern(fg, spec, (), dmask, slots, sig.objs(args))
 
-    def _intern(self, fg, spec, statics, dmask, slots) -> Layout:
+    def _intern(self, fg, spec, statics, dmask, slots, objs=()) -> Layout:
         key = (fg.graphdef, spec, statics, dmask)
         layout = self._layouts.get(key)
         if layout is None:
             layout = Layout(fg.graphdef, spec, statics, dmask)
-            layout.jitted = self._jit_for(layout, fg, slots, dmask)
-            if len(self._layouts) >= _MAX_LAYOUTS:
-                self._layouts.pop(next(iter(self._layouts)))
-            self._layouts[key] = layout
+            layout.jitted = self._jit_for(layout, fg, slots, dmask, objs)
+            self._layouts.put(key, layout)
         return layout
 
     def _donation_mask(self, fg, slots, leaf_args) -> tuple | None:
         if not self.donate_argnums:
             return None
-        donated_objs = {slots[i] for i in self.donate_argnums if i < len(slots) and slots[i] >= 0}
+        donated = _argnums.at_call(self.donate_argnums, len(slots))
+        donated_objs = {slots[i] for i in donated if slots[i] >= 0}
         value_mask = tuple(p[0] in donated_objs for p in fg.paths)
-        leaf_mask = tuple(i in self.donate_argnums for i in leaf_args)
+        leaf_mask = tuple(i in donated for i in leaf_args)
         return (value_mask, leaf_mask)
 
-    def _jit_for(self, layout, fg, slots, dmask):
+    def _jit_for(self, layout, fg, slots, dmask, objs):
         if slots is None or not self._sharded:  # shardings apply on the positional path
             return self._make_jit(layout)
-        a, b = _inner_shardings(self.in_shardings, fg, slots, dmask)
+        a, b = _inner_shardings(self.in_shardings, fg, objs, layout.spec, dmask)
         values = None
         if self.in_shardings is not None:  # new values keep the inputs' placement
             values = a if dmask is None else _interleave(dmask, a, b)[0]
@@ -304,16 +331,21 @@ class _Jitted:
 
     # -- general path: nested containers, kwargs, static arguments ---------------
     def _call_general(self, args: tuple, kwargs: dict) -> Any:
-        statics = tuple((i, args[i]) for i in self.static_argnums if i < len(args))
+        donated = None
+        if self._donates:
+            nums = _argnums.at_call(self.donate_argnums, len(args))
+            donated = [a for i, a in enumerate(args) if i in nums]
+            donated += [v for k, v in kwargs.items() if k in self.donate_argnames]
+        static_nums = _argnums.at_call(self.static_argnums, len(args))
+        statics = tuple((i, args[i]) for i in sorted(static_nums))
         statics += tuple(("kw", k, kwargs[k]) for k in self.static_argnames if k in kwargs)
         if statics:
-            args = tuple(a for i, a in enumerate(args) if i not in self.static_argnums)
+            args = tuple(a for i, a in enumerate(args) if i not in static_nums)
             kwargs = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
         ex = ga.Extracted((args, kwargs))
         fg = ex.fg
         dmask = None
-        if self.donate_argnums:
-            donated = [a for i, a in enumerate(args) if i in self.donate_argnums]
+        if donated is not None:
             dset = ga.Extracted((donated, {}))
             ids = {id(o) for o in dset.objs}
             donated_objs = {i for i, o in enumerate(ex.objs) if id(o) in ids}
@@ -336,8 +368,11 @@ def _ARGS_TREEDEFS(n: int):
     return jax.tree_util.tree_structure(((0,) * n, {}))
 
 
-_MAX_LAYOUTS = 256
-_EMPTY_GRAPH = core.flatten(())
+#: How many compiled call layouts (argument structure, static arguments, donation)
+#: each jitted function keeps; the least recently used is dropped beyond it (and
+#: compiled again if it comes back). ``clear_caches()`` drops them all.
+MAX_LAYOUTS = 64
+_EMPTY_GRAPH = extend.flatten(())
 
 
 def _partition(dmask, values, leaves):
@@ -373,15 +408,17 @@ def _bind_statics(fun, statics):
     return bound
 
 
-def _inner_shardings(in_shardings, fg, slots, dmask):
+def _inner_shardings(in_shardings, fg, objs, spec, dmask):
     """Shardings of the inner (donated, kept) arguments from per-argument ones."""
+    slots = spec[1]
     per_arg = (
         tuple(in_shardings)
         if isinstance(in_shardings, (tuple, list))
         else (in_shardings,) * len(slots)
     )
-    by_obj = {slots[i]: s for i, s in enumerate(per_arg) if slots[i] >= 0}
-    values = [_leaf_sharding(by_obj.get(p[0]), p[1:]) for p in fg.paths]
+    appearances = [(slots[i], i, s) for i, s in enumerate(per_arg) if slots[i] >= 0]
+    values = _axes.leaf_specs(fg, appearances, _leaf_sharding)
+    _axes.check_aliasing(fg, objs, spec, appearances, values, _leaf_sharding, "jit", "in_shardings")
     leaves = tuple(s for i, s in enumerate(per_arg) if slots[i] < 0)
     mode = _mode(dmask)  # the same containers as _Jitted._run passes
     if mode == _NO_DONATION:
@@ -399,7 +436,7 @@ def _mode(dmask) -> int:
     return _DONATE_MIXED
 
 
-def _leaf_sharding(spec, path):
+def _leaf_sharding(spec, path, ref=None):
     if spec is None or isinstance(spec, jax.sharding.Sharding):
         return spec
     node = spec
@@ -411,10 +448,10 @@ def _leaf_sharding(spec, path):
 def jit(
     fun: Callable | None = None,
     *,
-    static_argnums: int | Sequence[int] = (),
-    static_argnames: str | Sequence[str] = (),
-    donate_argnums: int | Sequence[int] = (),
-    donate_argnames: str | Sequence[str] = (),
+    static_argnums: int | Sequence[int] | None = None,
+    static_argnames: str | Sequence[str] | None = None,
+    donate_argnums: int | Sequence[int] | None = None,
+    donate_argnames: str | Sequence[str] | None = None,
     in_shardings: Any = None,
     out_shardings: Any = None,
     **jit_kwargs: Any,
@@ -427,6 +464,16 @@ def jit(
     sown Intermediates) is written back into the caller's objects, and
     references shared between arguments stay shared. Use as ``@jit`` or
     ``@jit(...)``.
+
+    ``static_argnums``/``static_argnames`` (and ``donate_*``) are resolved as
+    ``jax.jit`` resolves them: given one of the pair, the other is inferred
+    from the signature (so a static name also applies when the argument is
+    passed by position); numbers are checked, sorted and de-duplicated, and a
+    negative number counts from the end of each call's positional arguments.
+    Each jitted function keeps at most ``MAX_LAYOUTS`` (64) compiled call
+    layouts (argument structures, static values), dropping the least recently
+    used; it holds the argument objects only weakly. ``clear_caches()``
+    empties every cache.
 
     ``donate_argnums``/``donate_argnames`` donate every leaf of the objects
     (or arrays) at those positions; ``in_shardings`` gives per positional

@@ -3,62 +3,87 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 
-from . import _errors
+from . import _cache, _errors
 from . import _graphargs as ga
 from ._scan import aval_changes, carry_leaves
+
+
+class _LoopStatic(NamedTuple):
+    """What a loop body depends on besides the user's functions (hashable)."""
+
+    name: str
+    graphdef: Any
+    spec: tuple
+    template: Any
+    labels: tuple
+
+
+def _step(st: _LoopStatic, fun: Callable, carry: tuple) -> tuple:
+    """Run ``fun(val)`` on objects rebuilt from ``carry``; the next carry."""
+    values, leaves = carry
+    new_graphdef, new_values, _, payload = ga.call_traced(
+        st.name, fun, st.graphdef, st.spec, values, leaves
+    )
+    if new_graphdef is not None:
+        raise _errors.StructureChangedError(_errors.SCAN_NEW_STATE.replace("scan", st.name))
+    new_leaves = carry_leaves(payload, st.template, st.name)
+    changed = aval_changes(st.labels, [*values, *leaves], [*new_values, *new_leaves])
+    if changed:
+        raise _errors.CarryError(
+            _errors.CARRY_CHANGED.format(transform=st.name, changes="\n".join(changed))
+        )
+    return (new_values, new_leaves)
+
+
+def _peek(st: _LoopStatic, fun: Callable, carry: tuple) -> Any:
+    """``fun(val)`` on objects rebuilt from ``carry``, without keeping mutations."""
+    values, leaves = carry
+    return ga.call_traced(st.name, fun, st.graphdef, st.spec, values, leaves)[3]
 
 
 class _Loop:
     """The loop value ``val`` split into object leaves and plain leaves, both carried."""
 
     def __init__(self, name: str, init_val: Any):
-        self.name = name
-        self.ex = ga.Extracted(((init_val,), {}))
-        self.template = jax.tree_util.tree_structure(ga.as_exported(init_val, self.ex.objs))
-        names = ga.object_names(self.ex.spec, len(self.ex.objs))
-        self.labels = [
-            "/".join([names[p[0]].replace("args[0]", "val"), *map(str, p[1:])])
-            for p in self.ex.fg.paths
+        self.ex = ex = ga.Extracted(((init_val,), {}))
+        template = jax.tree_util.tree_structure(ga.as_exported(init_val, ex.objs))
+        names = ga.object_names(ex.spec, len(ex.objs))
+        labels = [
+            "/".join([names[p[0]].replace("args[0]", "val"), *map(str, p[1:])]) for p in ex.fg.paths
         ] + [
             "val" + jax.tree_util.keystr(path)
             for path, x in jax.tree_util.tree_flatten_with_path(init_val, is_leaf=ga.is_graph)[0]
             if not isinstance(x, ga.GRAPH_TYPES)
         ]
+        self.static = _LoopStatic(name, ex.fg.graphdef, ex.spec, template, tuple(labels))
 
     def init(self) -> tuple:
         return (self.ex.fg.values(), self.ex.leaves)
 
-    def step(self, fun: Callable, carry: tuple) -> tuple:
-        """Run ``fun(val)`` on objects rebuilt from ``carry``; the next carry."""
-        values, leaves = carry
-        fg = self.ex.fg
-        new_graphdef, new_values, _, payload = ga.call_traced(
-            self.name, fun, fg.graphdef, self.ex.spec, values, leaves
-        )
-        if new_graphdef is not None:
-            raise _errors.StructureChangedError(_errors.SCAN_NEW_STATE.replace("scan", self.name))
-        new_leaves = carry_leaves(payload, self.template, self.name)
-        changed = aval_changes(self.labels, [*values, *leaves], [*new_values, *new_leaves])
-        if changed:
-            raise _errors.CarryError(
-                _errors.CARRY_CHANGED.format(transform=self.name, changes="\n".join(changed))
-            )
-        return (new_values, new_leaves)
-
-    def peek(self, fun: Callable, carry: tuple) -> Any:
-        """``fun(val)`` on objects rebuilt from ``carry``, without keeping mutations."""
-        values, leaves = carry
-        fg = self.ex.fg
-        return ga.call_traced(self.name, fun, fg.graphdef, self.ex.spec, values, leaves)[3]
-
     def finish(self, carry: tuple) -> Any:
         values, leaves = carry
         self.ex.fg.set_values(values)
-        return ga.import_(ga.HAS_OBJECTS, self.template.unflatten(leaves), self.ex.objs)
+        template = self.static.template
+        return ga.import_(ga.HAS_OBJECTS, template.unflatten(leaves), self.ex.objs)
+
+
+def _fori_body(refs: tuple, st: _LoopStatic) -> Callable:
+    (body_ref,) = refs
+
+    def body(i, carry):
+        fun = body_ref()
+        return _step(st, lambda v: fun(i, v), carry)
+
+    return body
+
+
+def _while_fns(refs: tuple, st: _LoopStatic) -> tuple:
+    cond_ref, body_ref = refs
+    return (lambda c: _peek(st, cond_ref(), c)), (lambda c: _step(st, body_ref(), c))
 
 
 def fori_loop(
@@ -84,9 +109,8 @@ def fori_loop(
     """
     loop = _Loop("fori_loop", init_val)
     kwargs = {} if unroll is None else {"unroll": unroll}
-    carry = jax.lax.fori_loop(
-        lower, upper, lambda i, c: loop.step(lambda v: body_fun(i, v), c), loop.init(), **kwargs
-    )
+    body = _cache.traced_body((body_fun,), loop.static, lambda r: _fori_body(r, loop.static))
+    carry = jax.lax.fori_loop(lower, upper, body, loop.init(), **kwargs)
     return loop.finish(carry)
 
 
@@ -110,7 +134,8 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
     128.0
     """
     loop = _Loop("while_loop", init_val)
-    carry = jax.lax.while_loop(
-        lambda c: loop.peek(cond_fun, c), lambda c: loop.step(body_fun, c), loop.init()
+    cond, body = _cache.traced_body(
+        (cond_fun, body_fun), loop.static, lambda r: _while_fns(r, loop.static)
     )
+    carry = jax.lax.while_loop(cond, body, loop.init())
     return loop.finish(carry)

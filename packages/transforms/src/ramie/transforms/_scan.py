@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from . import _axes, _errors
+from . import _axes, _cache, _errors
 from . import _graphargs as ga
 from ._axes import Carry
 
@@ -90,12 +91,15 @@ def scan(
             raise _errors.TransformArgumentError(_errors.NO_CARRY.format(count=0, in_axes=in_axes))
         ex = ga.Extracted((args, kwargs))
         fg = ex.fg
-        v_axes = _axes.value_axes(ex, arg_axes, kwargs_axis=None)
+        v_axes = _axes.value_axes(ex, arg_axes, kwargs_axis=None, transform="scan")
         l_axes = _axes.plain_axes(args, kwargs, arg_axes, kwargs_axis=None)
         values, leaves = fg.values(), ex.leaves
-        # Plain leaves: Carry ones are carried, None ones closed over, ints scanned.
+        # Plain leaves: Carry ones are carried, ints scanned, None ones broadcast: arrays
+        # ride along in the carry unchanged, other values are part of the static body.
         carry_l = [x for x, a in zip(leaves, l_axes, strict=True) if a is Carry]
         const_l = [x for x, a in zip(leaves, l_axes, strict=True) if a is None]
+        const_arrays = [x for x in const_l if _is_array(x)]
+        const_static = tuple(None if _is_array(x) else x for x in const_l)
         xs_l = _to_front(l_axes, leaves)
         carry_v = _pick(v_axes, values, scanned=False)
         xs_v = _to_front(v_axes, values)
@@ -103,38 +107,27 @@ def scan(
         carry_tree = None
         if carry_arg is not None:
             carry_tree = jax.tree_util.tree_structure(ga.as_exported(args[carry_arg], ex.objs))
-
-        def body(carry, x):
-            cv, cl = carry
-            xv, xl = x
-            vals = _assemble(v_axes, cv, xv)
-            c_it, k_it, x_it = iter(cl), iter(const_l), iter(xl)
-            lvs = [
-                next(c_it) if a is Carry else next(k_it) if a is None else next(x_it)
-                for a in l_axes
-            ]
-            new_graphdef, new_values, meta, payload = ga.call_traced(
-                "scan", fun, fg.graphdef, ex.spec, vals, lvs
-            )
-            if new_graphdef is not None:
-                raise _errors.StructureChangedError(_errors.SCAN_NEW_STATE)
-            out_carry, ys, ys_axes = _split_output(out_axes, payload)
-            new_cl = cl
-            if out_has_carry:
-                new_cl = carry_leaves(out_carry, carry_tree)
-            new_cv = _pick(v_axes, new_values, scanned=False)
-            changed = aval_changes(labels, [*cv, *cl], [*new_cv, *new_cl])
-            if changed:
-                raise _errors.CarryError(
-                    _errors.CARRY_CHANGED.format(transform="scan", changes="\n".join(changed))
-                )
-            new_xv = _pick(v_axes, new_values, scanned=True)
-            return (new_cv, new_cl), (new_xv, ys, ga.Static((meta, ys_axes)))
-
-        (final_cv, final_cl), (ys_v, ys, static) = jax.lax.scan(
-            body, (carry_v, carry_l), (xs_v, xs_l), length=length, reverse=reverse, unroll=unroll
+        static = _ScanStatic(
+            fg.graphdef,
+            ex.spec,
+            tuple(v_axes),
+            tuple(l_axes),
+            out_axes,
+            out_has_carry,
+            carry_tree,
+            tuple(labels),
+            const_static,
         )
-        meta, ys_axes = static.value
+        body = _cache.traced_body((fun,), static, lambda refs: _scan_body(refs[0], static))
+        (final_cv, final_cl, _), (ys_v, ys, out_static) = jax.lax.scan(
+            body,
+            (carry_v, carry_l, const_arrays),
+            (xs_v, xs_l),
+            length=length,
+            reverse=reverse,
+            unroll=unroll,
+        )
+        meta, ys_axes = out_static.value
         scanned = [jnp.moveaxis(v, 0, a) for v, a in zip(ys_v, _scanned_axes(v_axes), strict=True)]
         fg.set_values(_assemble(v_axes, final_cv, scanned))
         ys = _move_ys(ys, ys_axes)
@@ -145,6 +138,58 @@ def scan(
         return ga.import_(ga.HAS_OBJECTS, result, ex.objs)
 
     return wrapper
+
+
+def _is_array(x: Any) -> bool:
+    return isinstance(x, (jax.Array, np.ndarray))
+
+
+class _ScanStatic(NamedTuple):
+    """Everything a scan body depends on besides the user's function (hashable)."""
+
+    graphdef: Any
+    spec: tuple
+    v_axes: tuple
+    l_axes: tuple
+    out_axes: Any
+    out_has_carry: bool
+    carry_tree: Any
+    labels: tuple
+    const_static: tuple  # broadcast plain leaves that are not arrays (None for arrays)
+
+
+def _scan_body(fun_ref: Callable, st: _ScanStatic) -> Callable:
+    """The function ``jax.lax.scan`` traces, for one static description of a call."""
+
+    def body(carry, x):
+        cv, cl, const_arrays = carry
+        xv, xl = x
+        vals = _assemble(st.v_axes, cv, xv)
+        arrays = iter(const_arrays)
+        consts = [next(arrays) if k is None else k for k in st.const_static]
+        c_it, k_it, x_it = iter(cl), iter(consts), iter(xl)
+        lvs = [
+            next(c_it) if a is Carry else next(k_it) if a is None else next(x_it) for a in st.l_axes
+        ]
+        new_graphdef, new_values, meta, payload = ga.call_traced(
+            "scan", fun_ref(), st.graphdef, st.spec, vals, lvs
+        )
+        if new_graphdef is not None:
+            raise _errors.StructureChangedError(_errors.SCAN_NEW_STATE)
+        out_carry, ys, ys_axes = _split_output(st.out_axes, payload)
+        new_cl = cl
+        if st.out_has_carry:
+            new_cl = carry_leaves(out_carry, st.carry_tree)
+        new_cv = _pick(st.v_axes, new_values, scanned=False)
+        changed = aval_changes(st.labels, [*cv, *cl], [*new_cv, *new_cl])
+        if changed:
+            raise _errors.CarryError(
+                _errors.CARRY_CHANGED.format(transform="scan", changes="\n".join(changed))
+            )
+        new_xv = _pick(st.v_axes, new_values, scanned=True)
+        return (new_cv, new_cl, const_arrays), (new_xv, ys, ga.Static((meta, ys_axes)))
+
+    return body
 
 
 def _to_front(axes: list, items: list) -> list:

@@ -57,7 +57,7 @@ def shard_map(
             )
         ex = ga.Extracted((args, {}))
         fg = ex.fg
-        v_specs = _axes.value_axes(ex, specs)
+        v_specs = _axes.value_axes(ex, specs, transform="shard_map", option="in_specs")
         l_specs = []
         for arg, spec in zip(args, specs, strict=True):
             if not isinstance(spec, (PartitionSpec, type(None))) and not isinstance(

@@ -1,0 +1,122 @@
+"""``ramie.core.extend``: the seam for writing transforms over ramie objects.
+
+A transform that takes Modules and Variables (``ramie.transforms`` is built
+only on this module, and yours can be too) moves them across a JAX
+transformation in three steps:
+
+1. **flatten** the argument objects: ``fg = flatten(objs)`` gives their joint
+   structure ``fg.graphdef`` (hashable: a static argument or cache key) and
+   their leaves ``fg.values()`` (arrays), in ``fg.paths`` order. It is cached
+   per root object until a structural change, so a call costs a lookup;
+2. inside the JAX transformation, open a ``transform_frame``, rebuild new
+   objects from the traced leaves with ``unflatten(graphdef, values)``, mark
+   their Variables as owned by the frame (``frame.own(flatten(objs).refs)``;
+   a traced value written into a Variable the frame does not own is a
+   captured mutation, refused with ``CapturedMutationError``), run the user's
+   function and read the new leaves with ``flatten(objs).values()``;
+3. outside, **write back** the results into the caller's objects with
+   ``fg.set_values(new_values)``.
+
+A ``FlatGraph`` offers, for that: ``graphdef``, ``paths`` (one key path per
+leaf, the first key the index of the root object when flattening a tuple),
+``refs`` (per leaf, the Variable, or a slot for a raw array attribute: read it
+with ``leaf(ref)``), ``values()``, ``set_values(values, positions=None)`` and
+``is_current()`` (False once any structure changed since the walk).
+
+A transform that compiles (like ``jit``) can pass ``closure_read_hook(fun, name)``
+as ``transform_frame``'s ``on_read``: it warns once per function when the
+function reads a Variable it was not given (its value is frozen into the
+compiled code).
+
+Caches a transform keeps should be bounded and hold user objects weakly;
+``register_cache(cache)`` lets ``ramie.core.clear_caches()`` empty them too.
+
+A complete (if minimal) ``jit`` for functions of one object:
+
+>>> import jax, jax.numpy as jnp
+>>> from ramie import core
+>>> from ramie.core import extend
+>>> def tiny_jit(fun):
+...     def pure(graphdef, values):
+...         with extend.transform_frame("tiny_jit") as frame:
+...             obj = extend.unflatten(graphdef, values)
+...             frame.own(extend.flatten(obj).refs)
+...             out = fun(obj)
+...             return extend.flatten(obj).values(), out
+...     compiled = jax.jit(pure, static_argnums=0)
+...     def call(obj):
+...         fg = extend.flatten(obj)
+...         new_values, out = compiled(fg.graphdef, fg.values())
+...         fg.set_values(new_values)
+...         return out
+...     return call
+>>> class Counter(core.Module):
+...     def __init__(self):
+...         self.n = core.Variable(jnp.array(0))
+>>> @tiny_jit
+... def tick(c):
+...     c.n.value += 1
+...     return c.n.value * 10
+>>> c = Counter()
+>>> int(tick(c)), int(tick(c)), int(c.n.value)
+(10, 20, 2)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._caches import register_external as _register_external
+from ._capture import closure_read_hook
+from ._graph import FlatGraph, GraphDef, flatten, unflatten
+from ._tracking import Frame, current_frame, transform_frame
+from ._tracking import version as structure_version
+from ._variables import Variable
+
+__all__ = [
+    "FlatGraph",
+    "Frame",
+    "GraphDef",
+    "closure_read_hook",
+    "current_frame",
+    "flatten",
+    "leaf",
+    "register_cache",
+    "structure_version",
+    "transform_frame",
+    "unflatten",
+]
+
+
+def leaf(ref: Any) -> Any:
+    """What a filter sees at a leaf of ``FlatGraph.refs``: the Variable, or the raw value.
+
+    >>> import jax.numpy as jnp
+    >>> from ramie import core
+    >>> from ramie.core import extend
+    >>> class M(core.Module):
+    ...     def __init__(self):
+    ...         self.w = core.Param(jnp.ones(2))
+    ...         self.raw = jnp.zeros(3)  # a raw array attribute
+    >>> m = M()  # a FlatGraph holds raw-array containers weakly: keep the object
+    >>> fg = extend.flatten(m)
+    >>> [type(extend.leaf(r)).__name__ for r in fg.refs], fg.paths
+    (['Param', 'ArrayImpl'], (('w',), ('raw',)))
+    """
+    return ref if isinstance(ref, Variable) else ref._value
+
+
+def register_cache(cache: Any) -> None:
+    """Have ``ramie.core.clear_caches()`` call ``cache.clear()`` too (held weakly).
+
+    >>> from ramie import core
+    >>> from ramie.core import extend
+    >>> class MyCache(dict):
+    ...     pass
+    >>> mine = MyCache(a=1)
+    >>> extend.register_cache(mine)
+    >>> core.clear_caches()
+    >>> mine
+    {}
+    """
+    _register_external(cache)
