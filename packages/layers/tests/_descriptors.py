@@ -167,6 +167,13 @@ CASES: list[Case] = [
         conformance=False,
     ),
     Case("LayerNorm", lambda L, rngs, **kw: L.LayerNorm(4, rngs=rngs, **kw), _normal(3, 4)),
+    Case(
+        "BatchNorm",
+        lambda L, rngs, **kw: L.BatchNorm(4, use_fast_variance=True, rngs=rngs, **kw),
+        _normal(8, 4),
+        variant="fast-variance",
+        conformance=False,
+    ),
     Case("RMSNorm", lambda L, rngs, **kw: L.RMSNorm(4, rngs=rngs, **kw), _normal(3, 4)),
     Case(
         "GroupNorm",

@@ -60,7 +60,14 @@ from ._conv import Conv, ConvTranspose
 from ._errors import LayerError, LayerTypeError
 from ._linear import Einsum, Embed, Linear, LinearGeneral
 from ._lora import LoRA, LoRALinear, LoRAParam
-from ._normalization import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RMSNorm
+from ._normalization import (
+    BatchNorm,
+    BatchOfOneWarning,
+    GroupNorm,
+    InstanceNorm,
+    LayerNorm,
+    RMSNorm,
+)
 from ._pooling import avg_pool, max_pool, min_pool, pool
 from ._recurrent import RNN, Bidirectional, GRUCell, LSTMCell, SimpleCell, flip_sequences
 from ._sequential import Sequential
@@ -73,6 +80,7 @@ except _PackageNotFoundError:  # running from a source tree without installing
 
 __all__ = [
     "BatchNorm",
+    "BatchOfOneWarning",
     "Bidirectional",
     "Conv",
     "ConvTranspose",

@@ -16,6 +16,7 @@ from . import _errors
 from ._common import Array, Dtype, as_rngs, default_kernel_init, describe, promote
 from ._linear import LinearGeneral
 from ._normalization import LayerNorm
+from ._stochastic import check_rate
 
 Initializer = Callable[..., Array]
 
@@ -66,6 +67,7 @@ def dot_product_attention_weights(
     >>> dot_product_attention_weights(jnp.ones((1, 3, 2, 4)), jnp.ones((1, 5, 2, 4))).shape
     (1, 2, 3, 5)
     """
+    check_rate(dropout_rate, "dot_product_attention", "dropout_rate")
     query, key = promote((query, key), dtype)
     dtype = query.dtype
     _check_qkv(query, key)
@@ -88,7 +90,9 @@ def dot_product_attention_weights(
     weights = jax.nn.softmax(weights).astype(dtype)
     if module is not None:
         module.sow(Intermediate, "attention_weights", weights)
-    if not deterministic and dropout_rate > 0.0:
+    if not deterministic and dropout_rate >= 1.0:
+        weights = jnp.zeros_like(weights)  # everything dropped (1 / keep_prob would be inf)
+    elif not deterministic and dropout_rate > 0.0:
         keep_prob = 1.0 - dropout_rate
         if broadcast_dropout:
             shape = (1,) * (key.ndim - 2) + weights.shape[-2:]
@@ -270,6 +274,7 @@ class MultiHeadAttention(Module):
         rngs: Any,
     ):
         rngs = as_rngs(rngs, type(self).__name__)
+        check_rate(dropout_rate, type(self).__name__, "dropout_rate")
         self.num_heads = num_heads
         self.in_features = in_features
         self.qkv_features = qkv_features if qkv_features is not None else in_features

@@ -41,6 +41,13 @@ def canonicalize_padding(padding: PaddingLike, rank: int) -> str | list[tuple[in
     return pads
 
 
+def _store_padding(padding: PaddingLike) -> PaddingLike:
+    """``padding`` with lists made tuples (hashable, static); one int per axis stays an int."""
+    if isinstance(padding, (str, int)):
+        return padding
+    return tuple(p if isinstance(p, int) else tuple(p) for p in padding)
+
+
 def _broadcast(x: int | Sequence[int] | None, n: int) -> tuple[int, ...]:
     if x is None:
         x = 1
@@ -150,7 +157,7 @@ class Conv(Module):
         self.in_features = in_features
         self.out_features = out_features
         self.strides = strides
-        self.padding = padding if isinstance(padding, (str, int)) else tuple(map(as_tuple, padding))
+        self.padding = _store_padding(padding)
         self.input_dilation = input_dilation
         self.kernel_dilation = kernel_dilation
         self.feature_group_count = feature_group_count
@@ -256,7 +263,7 @@ class ConvTranspose(Module):
         self.in_features = in_features
         self.out_features = out_features
         self.strides = strides
-        self.padding = padding if isinstance(padding, (str, int)) else tuple(map(as_tuple, padding))
+        self.padding = _store_padding(padding)
         self.kernel_dilation = kernel_dilation
         self.use_bias = use_bias
         self.mask = mask

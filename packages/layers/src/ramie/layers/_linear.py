@@ -189,16 +189,33 @@ class LinearGeneral(Module):
 
 
 def _bias_shape(einsum_str: str, kernel_shape: tuple, out_ndim: int) -> list[int]:
-    """Where the kernel's axes land in the output, as a broadcastable shape for the bias."""
+    """Where the kernel's axes land in the output, as a broadcastable shape for the bias.
+
+    Letters of the kernel operand keep their sizes; an ellipsis in the kernel
+    stands for its unnamed axes, which broadcast right-aligned into the
+    output's ellipsis axes; every other output axis gets size 1.
+    """
     operands, result = einsum_str.split("->")
-    rhs = operands.split(",")[1].replace("...", "")
-    sizes = dict(zip(rhs, kernel_shape, strict=True))
+    rhs = operands.split(",")[1]
+    named = rhs.replace("...", "")
+    n_ellipsis = len(kernel_shape) - len(named) if "..." in rhs else 0
+    if "..." in rhs:
+        head, tail = rhs.split("...")
+        sizes = dict(zip(head, kernel_shape[: len(head)], strict=True))
+        sizes.update(zip(tail, kernel_shape[len(head) + n_ellipsis :], strict=True))
+        ellipsis_sizes = list(kernel_shape[len(head) : len(head) + n_ellipsis])
+    else:
+        sizes = dict(zip(named, kernel_shape, strict=True))
+        ellipsis_sizes = []
     if "..." in result:
         head, tail = result.split("...")
     else:
         head, tail = result, ""
     middle = out_ndim - len(head) - len(tail)
-    return [sizes.get(c, 1) for c in head] + [1] * middle + [sizes.get(c, 1) for c in tail]
+    ellipsis = [1] * (middle - len(ellipsis_sizes)) + ellipsis_sizes[
+        max(0, len(ellipsis_sizes) - middle) :
+    ]
+    return [sizes.get(c, 1) for c in head] + ellipsis + [sizes.get(c, 1) for c in tail]
 
 
 def _check_einsum(einsum_str: str) -> str:
@@ -254,7 +271,10 @@ class Einsum(Module):
         x, kernel, bias = promote((inputs, self.kernel.value, bias), self.dtype)
         y = jnp.einsum(eq, x, kernel, precision=self.precision)
         if bias is not None:
-            y = y + jnp.reshape(bias, _bias_shape(eq, self.kernel_shape, y.ndim))
+            shape = _bias_shape(eq, self.kernel_shape, y.ndim)
+            if int(np.prod(shape)) == bias.size:
+                bias = jnp.reshape(bias, shape)
+            y = y + bias  # otherwise plain (right-aligned) broadcasting, as numpy would
         return y
 
 

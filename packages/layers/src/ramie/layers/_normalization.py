@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +20,10 @@ Initializer = Callable[..., Array]
 Axes = int | Sequence[int]
 
 
+class BatchOfOneWarning(UserWarning):
+    """BatchNorm was trained on a single value per feature (its batch variance is 0)."""
+
+
 def _axes(ndim: int, axes: Axes) -> tuple[int, ...]:
     axes = axes if isinstance(axes, (list, tuple)) else (axes,)
     return tuple(sorted({a % ndim for a in axes}))
@@ -30,7 +35,7 @@ def _stats(
     dtype: Dtype | None,
     *,
     use_mean: bool = True,
-    use_fast_variance: bool = True,
+    use_fast_variance: bool = False,
     axis_name: str | None = None,
 ) -> tuple[Array, Array]:
     """Mean and (biased) variance of ``x`` over ``axes``, computed in at least float32."""
@@ -147,7 +152,7 @@ class BatchNorm(Module):
         bias_init: Initializer = initializers.zeros,
         scale_init: Initializer = initializers.ones,
         axis_name: str | None = None,
-        use_fast_variance: bool = True,
+        use_fast_variance: bool = False,
         rngs: Any,
     ):
         rngs = as_rngs(rngs, type(self).__name__)
@@ -179,6 +184,15 @@ class BatchNorm(Module):
             (x, self.mean.value, self.var.value, scale, bias), self.dtype
         )
         if not use_running_average:
+            count = 1
+            for a in reduction_axes:
+                count *= x.shape[a]
+            if count == 1 and self.axis_name is None:
+                warnings.warn(
+                    _errors.BATCH_OF_ONE.format(where=describe(self), count=count, shape=x.shape),
+                    BatchOfOneWarning,
+                    stacklevel=2,
+                )
             mean, var = _stats(
                 x,
                 reduction_axes,
@@ -222,7 +236,7 @@ class LayerNorm(Module):
         reduction_axes: Axes = -1,
         feature_axes: Axes = -1,
         axis_name: str | None = None,
-        use_fast_variance: bool = True,
+        use_fast_variance: bool = False,
         rngs: Any,
     ):
         rngs = as_rngs(rngs, type(self).__name__)
@@ -286,7 +300,7 @@ class RMSNorm(LayerNorm):
         reduction_axes: Axes = -1,
         feature_axes: Axes = -1,
         axis_name: str | None = None,
-        use_fast_variance: bool = True,
+        use_fast_variance: bool = False,
         rngs: Any,
     ):
         super().__init__(
@@ -333,7 +347,7 @@ class GroupNorm(Module):
         scale_init: Initializer = initializers.ones,
         reduction_axes: Axes | None = None,
         axis_name: str | None = None,
-        use_fast_variance: bool = True,
+        use_fast_variance: bool = False,
         rngs: Any,
     ):
         rngs = as_rngs(rngs, type(self).__name__)
@@ -412,7 +426,7 @@ class InstanceNorm(Module):
         scale_init: Initializer = initializers.ones,
         feature_axes: Axes = -1,
         axis_name: str | None = None,
-        use_fast_variance: bool = True,
+        use_fast_variance: bool = False,
         rngs: Any,
     ):
         rngs = as_rngs(rngs, type(self).__name__)
