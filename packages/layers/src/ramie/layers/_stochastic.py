@@ -8,6 +8,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+
 from ramie.core import Module, Rngs, RngStream
 
 from . import _errors
