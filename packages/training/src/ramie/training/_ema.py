@@ -64,16 +64,7 @@ class EMA(core.Module):
     def params(self) -> core.State:
         """The averages: the ``wrt`` State of ``averaged`` (a snapshot; Flax NNX's ``ema.params``).
 
-        >>> import jax.numpy as jnp
-        >>> from ramie import core
-        >>> from ramie.training import EMA
-        >>> class Scale(core.Module):
-        ...     def __init__(self):
-        ...         self.w = core.Param(jnp.zeros(()))
-        >>> model = Scale(); ema = EMA(model, decay=0.5)
-        >>> model.w.value = jnp.array(4.0); ema.update(model)
-        >>> float(ema.params["w"].value)
-        2.0
+        See ``apply_to`` for an example.
         """
         return core.state(self.averaged, self.wrt)
 
@@ -91,9 +82,9 @@ class EMA(core.Module):
         ...         self.w = core.Param(jnp.zeros(()))
         >>> model = Scale(); ema = EMA(model, decay=0.5)
         >>> view = ema.apply_to(model)
-        >>> model.w.value = jnp.array(4.0); ema.update()
-        >>> float(view.w.value)
-        2.0
+        >>> model.w.value = jnp.array(4.0); ema.update(model)
+        >>> float(view.w.value), float(ema.params["w"].value)
+        (2.0, 2.0)
         """
         expected = core.state(self.averaged).flat_state()
         found = core.state(model).flat_state()
