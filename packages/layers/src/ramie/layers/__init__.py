@@ -150,6 +150,7 @@ from ._registry import (  # noqa: E402
     DuplicateLayerError,
     LayerRegistry,
     Origin,
+    ProtectedLayerError,
     UnknownLayerError,
     registry,
 )
@@ -162,6 +163,7 @@ __all__ += [
     "PluginError",
     "PluginInfo",
     "PluginWarning",
+    "ProtectedLayerError",
     "UnknownLayerError",
     "build",
     "hookimpl",
