@@ -3,7 +3,8 @@
 Every layer is a ``ramie.core.Module`` initialised eagerly from ``rngs``, with
 ``dtype`` (computation) and ``param_dtype`` (storage), and Flax NNX's parameter
 names, shapes and defaults, so a Flax NNX checkpoint loads into the ramie layer
-of the same configuration. Activations and ``initializers`` are jax.nn's own.
+of the same configuration. Activations are jax.nn's own (``build`` knows them by name);
+``initializers`` are jax.nn's under Flax NNX's names.
 
 >>> import jax.numpy as jnp
 >>> from ramie.core import Rngs
@@ -28,7 +29,6 @@ from jax.nn import (
     hard_swish,
     hard_tanh,
     identity,
-    initializers,
     leaky_relu,
     log_sigmoid,
     log_softmax,
@@ -47,7 +47,8 @@ from jax.nn import (
 )
 from jax.numpy import tanh
 
-from ._activations import PReLU
+from . import initializers
+from ._activations import ACTIVATIONS, Activation, PReLU
 from ._attention import (
     MultiHeadAttention,
     combine_masks,
@@ -79,6 +80,8 @@ except _PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "ACTIVATIONS",
+    "Activation",
     "BatchNorm",
     "BatchOfOneWarning",
     "Bidirectional",
