@@ -20,7 +20,7 @@ from importlib.metadata import version as _version
 from ._api import clone, graphdef, merge, pop, split, state, update
 from ._diff import Change
 from ._diff import changes as graph_changes
-from ._display import display, render, summary
+from ._display import display, render, summary, tabulate
 from ._errors import (
     CapturedMutationError,
     FilterError,
@@ -101,6 +101,7 @@ __all__ = [
     "state",
     "structure_version",
     "summary",
+    "tabulate",
     "to_predicate",
     "to_pure_dict",
     "transform_frame",
