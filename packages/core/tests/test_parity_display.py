@@ -58,8 +58,8 @@ def test_display_hides_class_and_dtype_attributes(capsys):
     assert "param_dtype" not in text and "dtype_obj" not in text
     assert "    features: 4" in text.splitlines()
     core.display(Dense(1, 2))
-    assert capsys.readouterr().out.splitlines() == ["Dense", "  w: Param float32[1, 2] [[0.0, 0.0]]",
-                                                    "  features: 2"]  # fmt: skip
+    shown = capsys.readouterr().out.splitlines()
+    assert shown == ["Dense", "  w: Param float32[1, 2] [[0.0, 0.0]]", "  features: 2"]
 
 
 def test_tabulate_rows_kinds_and_call_shapes(capsys):
