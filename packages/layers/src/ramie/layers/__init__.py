@@ -57,6 +57,7 @@ from ._attention import (
     make_attention_mask,
     make_causal_mask,
 )
+from ._common import promote as promote_dtype
 from ._conv import Conv, ConvTranspose
 from ._errors import LayerError, LayerTypeError
 from ._linear import Einsum, Embed, Linear, LinearGeneral
@@ -132,6 +133,7 @@ __all__ = [
     "max_pool",
     "min_pool",
     "one_hot",
+    "promote_dtype",
     "pool",
     "relu",
     "relu6",
