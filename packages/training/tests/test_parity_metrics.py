@@ -103,3 +103,10 @@ def test_split_is_core_split():
     graphdef, state = multi.split(metrics.MetricState)
     assert sorted(state.flat_state()) == [("loss", "count"), ("loss", "total")]
     assert graphdef == core.split(multi)[0]
+
+
+def test_a_scalar_with_a_per_example_mask_counts_once_per_kept_example():
+    avg = metrics.Average("loss")
+    avg.update(loss=jnp.array(2.0), mask=jnp.array([True, True, False]))
+    avg.update(loss=jnp.array(5.0), mask=jnp.array([True, False, False]))
+    assert int(avg.count.value) == 3 and float(avg.compute()) == 3.0  # (2 + 2 + 5) / 3

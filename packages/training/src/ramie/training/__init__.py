@@ -35,10 +35,13 @@ from ._ema import EMA
 from ._errors import TrainingError
 from ._opt_state import OptState
 from ._optimizer import ModelAndOptimizer, Optimizer
+from .metrics import Metric, MultiMetric  # top-level too, as in Flax NNX
 
 __all__ = [
     "EMA",
+    "Metric",
     "ModelAndOptimizer",
+    "MultiMetric",
     "OptState",
     "Optimizer",
     "TrainingError",

@@ -86,7 +86,7 @@ MULTI_UNKNOWN_KEYWORDS = (
 )
 
 BAD_MASK = (
-    "{metric}.update(): mask of shape {mask} does not broadcast to the shape {shape} of "
+    "{metric}.update(): mask of shape {mask} does not broadcast with the shape {shape} of "
     "{what}. Pass a mask with one entry per element (or broadcastable to it), e.g. of shape "
     "{shape}."
 )
@@ -221,7 +221,7 @@ class Average(Metric):
         """Add the elements of ``values[argname]`` where ``mask`` (if given) is true."""
         x = _required(self, values)
         self.check_keywords(values)
-        self._add(x, _mask(self, values.get("mask"), x.shape, self.argname))
+        self._add(*_masked(self, x, values.get("mask"), self.argname))
 
     def _add(self, x: jax.Array, mask: jax.Array | None) -> None:
         if mask is None:
@@ -237,22 +237,27 @@ class Average(Metric):
         return self.total.value / self.count.value
 
 
-def _mask(metric: Metric, mask: Any, shape: tuple, what: str) -> jax.Array | None:
-    """``mask`` as a bool array of ``shape`` (None stays None), or a MetricError."""
+def _masked(metric: Metric, x: jax.Array, mask: Any, what: str) -> tuple:
+    """``(x, mask)`` broadcast to their common shape (mask as bools), or a MetricError.
+
+    Without a mask, ``(x, None)``. A scalar value with a per-example mask (a
+    batch's mean loss with the batch's mask) counts once per kept example.
+    """
     if mask is None:
-        return None
+        return x, None
     mask = _array(mask)
     try:
-        target = jnp.broadcast_shapes(mask.shape, shape)
+        shape = jnp.broadcast_shapes(mask.shape, x.shape)
     except ValueError:
-        target = None
-    if target != tuple(shape):
         raise MetricError(
             BAD_MASK.format(
-                metric=type(metric).__name__, mask=tuple(mask.shape), shape=tuple(shape), what=what
+                metric=type(metric).__name__,
+                mask=tuple(mask.shape),
+                shape=tuple(x.shape),
+                what=what,
             )
-        )
-    return jnp.broadcast_to(mask.astype(jnp.bool_), shape)
+        ) from None
+    return jnp.broadcast_to(x, shape), jnp.broadcast_to(mask.astype(jnp.bool_), shape)
 
 
 def _required(metric: Average | Welford, values: dict) -> jax.Array:
@@ -322,7 +327,7 @@ class Welford(Metric):
         """Merge the elements of ``values[argname]`` where ``mask`` (if given) is true."""
         x = _required(self, values).astype(jnp.float32)
         self.check_keywords(values)
-        mask = _mask(self, values.get("mask"), x.shape, self.argname)
+        x, mask = _masked(self, x, values.get("mask"), self.argname)
         if x.size == 0:  # shapes are static under jit, so this is a trace-time branch
             return
         if mask is None:
@@ -397,7 +402,7 @@ class Accuracy(Average):
             raise MetricError(
                 BAD_ACCURACY_SHAPES.format(logits=tuple(logits.shape), labels=tuple(labels.shape))
             )
-        self._add(correct, _mask(self, values.get("mask"), correct.shape, "the labels"))
+        self._add(*_masked(self, correct, values.get("mask"), "the labels"))
 
 
 class MultiMetric(Metric):
