@@ -131,6 +131,10 @@ def _keyword_cases() -> list[Case]:
     return out
 
 
+def _cell(L, rngs, name, **kw):
+    return getattr(L, name)(3, 4, rngs=rngs, **kw)
+
+
 def _conv(L, rngs, cfg, **kw):
     return L.Conv(4, 6, rngs=rngs, **cfg, **kw)
 
@@ -279,24 +283,15 @@ CASES: list[Case] = [
         variant="dropout",
         conformance=False,
     ),
-    Case(
-        "LSTMCell",
-        lambda L, rngs, **kw: L.LSTMCell(3, 4, rngs=rngs, **kw),
-        _normal(2, 3),
-        call=_cell_call(4, lstm=True),
-    ),  # fmt: skip
-    Case(
-        "GRUCell",
-        lambda L, rngs, **kw: L.GRUCell(3, 4, rngs=rngs, **kw),
-        _normal(2, 3),
-        call=_cell_call(4, lstm=False),
-    ),  # fmt: skip
-    Case(
-        "SimpleCell",
-        lambda L, rngs, **kw: L.SimpleCell(3, 4, rngs=rngs, **kw),
-        _normal(2, 3),
-        call=_cell_call(4, lstm=False),
-    ),  # fmt: skip
+    *[
+        Case(
+            name,
+            functools.partial(_cell, name=name),
+            _normal(2, 3),
+            call=_cell_call(4, lstm=name.endswith("LSTMCell")),
+        )
+        for name in ("LSTMCell", "OptimizedLSTMCell", "GRUCell", "SimpleCell")
+    ],  # fmt: skip
     Case("RNN", lambda L, rngs, **kw: L.RNN(L.LSTMCell(3, 4, rngs=rngs, **kw)), _normal(2, 5, 3)),
     Case(
         "RNN",

@@ -71,7 +71,15 @@ from ._normalization import (
     RMSNorm,
 )
 from ._pooling import avg_pool, max_pool, min_pool, pool
-from ._recurrent import RNN, Bidirectional, GRUCell, LSTMCell, SimpleCell, flip_sequences
+from ._recurrent import (
+    RNN,
+    Bidirectional,
+    GRUCell,
+    LSTMCell,
+    OptimizedLSTMCell,
+    SimpleCell,
+    flip_sequences,
+)
 from ._sequential import Sequential
 from ._stochastic import Dropout
 
@@ -95,6 +103,7 @@ __all__ = [
     "GroupNorm",
     "InstanceNorm",
     "LSTMCell",
+    "OptimizedLSTMCell",
     "LayerError",
     "LayerNorm",
     "LayerTypeError",
