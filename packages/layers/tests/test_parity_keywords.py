@@ -40,6 +40,29 @@ def test_metadata_keywords_reach_the_variables(make, names):
         assert getattr(layer, name).note == "x"
 
 
+@pytest.mark.parametrize("name", ["LSTMCell", "OptimizedLSTMCell", "GRUCell", "SimpleCell"])
+def test_cell_metadata_keywords(name):
+    cell = getattr(layers, name)(
+        2, 3, kernel_metadata={"note": "k"}, recurrent_kernel_metadata={"note": "r"},
+        bias_metadata={"note": "b"}, rngs=Rngs(0),
+    )  # fmt: skip
+    notes = {}
+    for path, module in cell.iter_modules():
+        if isinstance(module, layers.Linear):
+            notes[path[0]] = (module.kernel.note, None if module.bias is None else module.bias.note)
+    inputs = {"dense_i", "ii", "if_", "ig", "io"}
+    for attr, (kernel, bias) in notes.items():
+        assert kernel == ("k" if attr in inputs else "r")
+        assert bias in (None, "b")
+    assert sum(bias == "b" for _, bias in notes.values()) >= 1
+
+
+def test_lora_metadata_keywords():
+    lora = layers.LoRALinear(2, 3, lora_rank=1, a_metadata={"note": "a"},
+                             b_metadata={"note": "b"}, rngs=Rngs(0))  # fmt: skip
+    assert (lora.lora.lora_a.note, lora.lora.lora_b.note) == ("a", "b")
+
+
 def test_attention_metadata_keywords():
     meta = {"note": "qkv"}
     mha = layers.MultiHeadAttention(

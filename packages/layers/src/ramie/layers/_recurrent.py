@@ -8,7 +8,7 @@ cell changes (a counter, an RNG stream) come out updated.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -18,7 +18,7 @@ from jax.nn import initializers
 from ramie.core import Module, Rngs, RngStream, merge, split, update
 
 from . import _errors
-from ._common import Array, Dtype, as_rngs, default_kernel_init, describe, is_key
+from ._common import EMPTY, Array, Dtype, as_rngs, default_kernel_init, describe, is_key
 from ._linear import Linear
 
 Initializer = Callable[..., Array]
@@ -64,7 +64,8 @@ class _Cell(Module):
             )
 
 
-def _dense(fin, fout, use_bias, kernel_init, bias_init, dtype, param_dtype, rngs):
+def _dense(fin, fout, use_bias, kernel_init, bias_init, dtype, param_dtype, rngs, meta):
+    """A projection; ``meta`` is ``(kernel_metadata, bias_metadata)``."""
     return Linear(
         fin,
         fout,
@@ -74,6 +75,8 @@ def _dense(fin, fout, use_bias, kernel_init, bias_init, dtype, param_dtype, rngs
         dtype=dtype,
         param_dtype=param_dtype,
         rngs=rngs,
+        kernel_metadata=meta[0],
+        bias_metadata=meta[1],
     )
 
 
@@ -106,6 +109,9 @@ class LSTMCell(_Cell):
         dtype: Dtype | None = None,
         param_dtype: Dtype = jnp.float32,
         rngs: Any,
+        kernel_metadata: Mapping[str, Any] = EMPTY,
+        recurrent_kernel_metadata: Mapping[str, Any] = EMPTY,
+        bias_metadata: Mapping[str, Any] = EMPTY,
     ):
         rngs = as_rngs(rngs, type(self).__name__)
         self.in_features = in_features
@@ -114,17 +120,19 @@ class LSTMCell(_Cell):
         self.activation_fn = activation_fn
         self.dtype = dtype
         self.param_dtype = param_dtype
-        self._projections(kernel_init, recurrent_kernel_init, bias_init, (dtype, param_dtype, rngs))
+        inits = (kernel_init, recurrent_kernel_init, bias_init)
+        metas = ((kernel_metadata, EMPTY), (recurrent_kernel_metadata, bias_metadata))
+        self._projections(inits, (dtype, param_dtype, rngs), metas)
 
-    def _projections(self, kernel_init, recurrent_kernel_init, bias_init, args) -> None:
-        """One input and one hidden projection per gate."""
+    def _projections(self, inits: tuple, args: tuple, metas: tuple) -> None:
+        """One input and one hidden projection per gate (the hidden ones with the bias)."""
         fin, hidden = self.in_features, self.hidden_features
+        kernel_init, recurrent_kernel_init, bias_init = inits
         for name in ("ii", "if_", "ig", "io"):
-            setattr(self, name, _dense(fin, hidden, False, kernel_init, None, *args))
+            setattr(self, name, _dense(fin, hidden, False, kernel_init, None, *args, metas[0]))
         for name in ("hi", "hf", "hg", "ho"):
-            setattr(
-                self, name, _dense(hidden, hidden, True, recurrent_kernel_init, bias_init, *args)
-            )
+            dense = _dense(hidden, hidden, True, recurrent_kernel_init, bias_init, *args, metas[1])
+            setattr(self, name, dense)
 
     def __call__(self, carry: tuple[Array, Array], inputs: Array) -> tuple[Carry, Array]:
         self._check(inputs)
@@ -164,11 +172,14 @@ class OptimizedLSTMCell(LSTMCell):
     (2, 4)
     """
 
-    def _projections(self, kernel_init, recurrent_kernel_init, bias_init, args) -> None:
+    def _projections(self, inits: tuple, args: tuple, metas: tuple) -> None:
         """``dense_i`` and ``dense_h``, each projecting to all four gates at once."""
         fin, hidden = self.in_features, self.hidden_features
-        self.dense_i = _dense(fin, 4 * hidden, False, kernel_init, None, *args)
-        self.dense_h = _dense(hidden, 4 * hidden, True, recurrent_kernel_init, bias_init, *args)
+        kernel_init, recurrent_kernel_init, bias_init = inits
+        self.dense_i = _dense(fin, 4 * hidden, False, kernel_init, None, *args, metas[0])
+        self.dense_h = _dense(
+            hidden, 4 * hidden, True, recurrent_kernel_init, bias_init, *args, metas[1]
+        )
 
     def __call__(self, carry: tuple[Array, Array], inputs: Array) -> tuple[Carry, Array]:
         self._check(inputs)
@@ -207,6 +218,9 @@ class GRUCell(_Cell):
         dtype: Dtype | None = None,
         param_dtype: Dtype = jnp.float32,
         rngs: Any,
+        kernel_metadata: Mapping[str, Any] = EMPTY,
+        recurrent_kernel_metadata: Mapping[str, Any] = EMPTY,
+        bias_metadata: Mapping[str, Any] = EMPTY,
     ):
         rngs = as_rngs(rngs, type(self).__name__)
         self.in_features = in_features
@@ -217,8 +231,18 @@ class GRUCell(_Cell):
         self.param_dtype = param_dtype
         n = 3 * hidden_features
         args = (dtype, param_dtype, rngs)
-        self.dense_i = _dense(in_features, n, True, kernel_init, bias_init, *args)
-        self.dense_h = _dense(hidden_features, n, False, recurrent_kernel_init, None, *args)
+        self.dense_i = _dense(
+            in_features, n, True, kernel_init, bias_init, *args, (kernel_metadata, bias_metadata)
+        )
+        self.dense_h = _dense(
+            hidden_features,
+            n,
+            False,
+            recurrent_kernel_init,
+            None,
+            *args,
+            (recurrent_kernel_metadata, EMPTY),
+        )
 
     def __call__(self, carry: Array, inputs: Array) -> tuple[Array, Array]:
         self._check(inputs)
@@ -263,6 +287,9 @@ class SimpleCell(_Cell):
         recurrent_kernel_init: Initializer = _orthogonal,
         bias_init: Initializer = initializers.zeros,
         rngs: Any,
+        kernel_metadata: Mapping[str, Any] = EMPTY,
+        recurrent_kernel_metadata: Mapping[str, Any] = EMPTY,
+        bias_metadata: Mapping[str, Any] = EMPTY,
     ):
         rngs = as_rngs(rngs, type(self).__name__)
         self.in_features = in_features
@@ -273,8 +300,12 @@ class SimpleCell(_Cell):
         self.activation_fn = activation_fn
         args = (dtype, param_dtype, rngs)
         n = hidden_features
-        self.dense_h = _dense(n, n, False, recurrent_kernel_init, None, *args)
-        self.dense_i = _dense(in_features, n, True, kernel_init, bias_init, *args)
+        self.dense_h = _dense(
+            n, n, False, recurrent_kernel_init, None, *args, (recurrent_kernel_metadata, EMPTY)
+        )
+        self.dense_i = _dense(
+            in_features, n, True, kernel_init, bias_init, *args, (kernel_metadata, bias_metadata)
+        )
 
     def __call__(self, carry: Array, inputs: Array) -> tuple[Array, Array]:
         self._check(inputs)
