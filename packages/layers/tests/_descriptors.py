@@ -76,6 +76,65 @@ def _embed_attend(embed, ids):
     return embed.attend(embed(ids))
 
 
+def to_bfloat16(args: tuple, *, dtype: Any = None, inexact: bool = True) -> tuple:
+    """A ``promote_dtype`` hook: compute in bfloat16 whatever the layer's dtype."""
+    return tuple(None if a is None else jnp.asarray(a, jnp.bfloat16) for a in args)
+
+
+_BF16_F32 = dict(dtype=jnp.bfloat16, preferred_element_type=jnp.float32)
+
+
+def _masked(layer, x):
+    return layer(x, mask=x > -0.5)
+
+
+def _causal(layer, x):
+    return layer(x, is_causal=True)
+
+
+def _keyword_cases() -> list[Case]:
+    """Issue 15's layer keywords, each compared numerically with Flax NNX."""
+    out = []
+    for name, make, shape in [
+        ("Linear", lambda L, rngs: L.Linear(3, 4, **_BF16_F32, rngs=rngs), (2, 3)),
+        ("LinearGeneral", lambda L, rngs: L.LinearGeneral(3, (2, 2), **_BF16_F32, rngs=rngs),
+         (2, 3)),
+        ("Einsum", lambda L, rngs: L.Einsum("bd,de->be", (3, 4), (4,), **_BF16_F32, rngs=rngs),
+         (2, 3)),
+        ("Conv", lambda L, rngs: L.Conv(3, 4, (2, 2), **_BF16_F32, rngs=rngs), (1, 4, 4, 3)),
+        ("ConvTranspose", lambda L, rngs: L.ConvTranspose(3, 4, (2, 2), **_BF16_F32, rngs=rngs),
+         (1, 3, 3, 3)),
+    ]:  # fmt: skip
+        out.append(Case(name, make, _normal(*shape), variant="preferred-element-type",
+                        dtype_kwargs=False, conformance=False))  # fmt: skip
+    for name, make, shape in [
+        ("Linear", lambda L, rngs: L.Linear(3, 4, promote_dtype=to_bfloat16, rngs=rngs), (2, 3)),
+        ("LayerNorm", lambda L, rngs: L.LayerNorm(4, promote_dtype=to_bfloat16, rngs=rngs),
+         (3, 4)),
+        ("BatchNorm", lambda L, rngs: L.BatchNorm(4, promote_dtype=to_bfloat16, rngs=rngs),
+         (8, 4)),
+    ]:  # fmt: skip
+        out.append(Case(name, make, _normal(*shape), variant="promote-dtype",
+                        dtype_kwargs=False, conformance=False))  # fmt: skip
+    for name, make, shape in [
+        ("LayerNorm", lambda L, rngs: L.LayerNorm(4, rngs=rngs), (3, 4)),
+        ("RMSNorm", lambda L, rngs: L.RMSNorm(4, rngs=rngs), (3, 4)),
+        ("BatchNorm", lambda L, rngs: L.BatchNorm(4, rngs=rngs), (8, 4)),
+        ("GroupNorm", lambda L, rngs: L.GroupNorm(6, num_groups=3, rngs=rngs), (2, 4, 4, 6)),
+        ("InstanceNorm", lambda L, rngs: L.InstanceNorm(3, rngs=rngs), (2, 5, 3)),
+    ]:
+        out.append(Case(name, make, _normal(*shape), call=_masked, variant="mask",
+                        dtype_kwargs=False, conformance=False))  # fmt: skip
+    out.append(Case("MultiHeadAttention", lambda L, rngs: _mha(L, rngs), _normal(2, 5, 8),
+                    call=_causal, variant="is-causal", dtype_kwargs=False,
+                    conformance=False))  # fmt: skip
+    return out
+
+
+def _cell(L, rngs, name, **kw):
+    return getattr(L, name)(3, 4, rngs=rngs, **kw)
+
+
 def _conv(L, rngs, cfg, **kw):
     return L.Conv(4, 6, rngs=rngs, **cfg, **kw)
 
@@ -167,6 +226,13 @@ CASES: list[Case] = [
         conformance=False,
     ),
     Case("LayerNorm", lambda L, rngs, **kw: L.LayerNorm(4, rngs=rngs, **kw), _normal(3, 4)),
+    Case(
+        "BatchNorm",
+        lambda L, rngs, **kw: L.BatchNorm(4, use_fast_variance=True, rngs=rngs, **kw),
+        _normal(8, 4),
+        variant="fast-variance",
+        conformance=False,
+    ),
     Case("RMSNorm", lambda L, rngs, **kw: L.RMSNorm(4, rngs=rngs, **kw), _normal(3, 4)),
     Case(
         "GroupNorm",
@@ -217,24 +283,15 @@ CASES: list[Case] = [
         variant="dropout",
         conformance=False,
     ),
-    Case(
-        "LSTMCell",
-        lambda L, rngs, **kw: L.LSTMCell(3, 4, rngs=rngs, **kw),
-        _normal(2, 3),
-        call=_cell_call(4, lstm=True),
-    ),  # fmt: skip
-    Case(
-        "GRUCell",
-        lambda L, rngs, **kw: L.GRUCell(3, 4, rngs=rngs, **kw),
-        _normal(2, 3),
-        call=_cell_call(4, lstm=False),
-    ),  # fmt: skip
-    Case(
-        "SimpleCell",
-        lambda L, rngs, **kw: L.SimpleCell(3, 4, rngs=rngs, **kw),
-        _normal(2, 3),
-        call=_cell_call(4, lstm=False),
-    ),  # fmt: skip
+    *[
+        Case(
+            name,
+            functools.partial(_cell, name=name),
+            _normal(2, 3),
+            call=_cell_call(4, lstm=name.endswith("LSTMCell")),
+        )
+        for name in ("LSTMCell", "OptimizedLSTMCell", "GRUCell", "SimpleCell")
+    ],  # fmt: skip
     Case("RNN", lambda L, rngs, **kw: L.RNN(L.LSTMCell(3, 4, rngs=rngs, **kw)), _normal(2, 5, 3)),
     Case(
         "RNN",
@@ -280,6 +337,7 @@ CASES: list[Case] = [
         _normal(2, 3),
     ),
     Case("PReLU", lambda L, rngs, **kw: L.PReLU(-0.2, **kw), _normal(2, 5)),
+    *_keyword_cases(),
 ]
 
 CONFORMANCE = [c for c in CASES if c.conformance]

@@ -50,11 +50,26 @@ def ramie_flat(model) -> dict:
     return {path: (type(v).__name__, v) for path, v in split(model)[1].flat_state().items()}
 
 
+def match_variance_algorithm(ours, theirs) -> None:
+    """Give Flax's norm layers ramie's ``use_fast_variance`` (path by path).
+
+    Flax defaults to the fast variance ``E[x^2] - E[x]^2``, ramie to the stable
+    ``E[(x - E[x])^2]``; comparing like with like keeps the 1e-5 tolerance
+    meaningful (the fast one loses digits on small or offset inputs). Cases with
+    ``use_fast_variance=True`` compare the fast algorithm on both sides.
+    """
+    flax_modules = dict(nnx.iter_modules(theirs))
+    for path, module in ours.iter_modules():
+        if hasattr(module, "use_fast_variance"):
+            flax_modules[path].use_fast_variance = module.use_fast_variance
+
+
 def build_pair(case):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         theirs = case.make(nnx, nnx.Rngs(0))
     ours = case.make(layers, Rngs(0))
+    match_variance_algorithm(ours, theirs)
     return ours, theirs
 
 

@@ -98,4 +98,5 @@ def test_nn_facade_names_are_provided():
     ]  # fmt: skip
     missing = [n for n in planned if n not in layers.__all__ or not hasattr(layers, n)]
     assert missing == []
-    assert layers.relu is jax.nn.relu and layers.initializers is jax.nn.initializers
+    assert layers.relu is jax.nn.relu
+    assert layers.initializers.lecun_normal is jax.nn.initializers.lecun_normal

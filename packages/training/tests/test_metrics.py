@@ -69,10 +69,16 @@ def test_average_is_nan_before_any_update_and_after_reset():
     assert np.isnan(avg.compute()) and int(avg.count.value) == 0
 
 
-def test_unused_keyword_arguments_are_ignored():
+def test_unknown_keyword_arguments_are_an_error_and_change_nothing():
     avg = metrics.Average("loss")
-    avg.update(loss=1.0, logits=jnp.ones((2, 3)), step=7)
-    assert float(avg.compute()) == 1.0 and int(avg.count.value) == 1
+    with pytest.raises(metrics.MetricError) as info:
+        avg.update(loss=1.0, logits=jnp.ones((2, 3)), step=7)
+    assert str(info.value) == _metrics.UNKNOWN_KEYWORDS.format(
+        metric="Average", unknown=["logits", "step"], known=["loss", "mask"]
+    )
+    assert int(avg.count.value) == 0
+    with pytest.raises(metrics.MetricError, match=r"argument\(s\) \['maks'\]"):
+        metrics.Accuracy().update(logits=jnp.ones((2, 3)), labels=jnp.zeros(2, int), maks=1)
 
 
 # -- Welford -------------------------------------------------------------------
@@ -375,15 +381,12 @@ def test_multimetric_rejects_non_metrics():
 def test_multimetric_error_names_the_entry():
     multi = metrics.MultiMetric(accuracy=metrics.Accuracy(), loss=metrics.Average())
     with pytest.raises(metrics.MetricError) as info:
-        multi.update(loss=1.0, logits=jnp.ones((2, 3)), labels=jnp.zeros((2,), jnp.int32))
-    inner = _metrics.MISSING_VALUES.format(
-        metric="Average",
-        argname="values",
-        got="keyword arguments ['labels', 'logits', 'loss']",
-        suggest="loss",
-    )
-    assert str(info.value) == _metrics.MULTI_METRIC_ENTRY.format(name="loss", message=inner)
+        multi.update(values=1.0, logits=jnp.ones((2, 3)))
+    inner = _metrics.MISSING_ACCURACY_INPUTS.format(got="keyword arguments ['logits']")
+    assert str(info.value) == _metrics.MULTI_METRIC_ENTRY.format(name="accuracy", message=inner)
     assert isinstance(info.value.__cause__, metrics.MetricError)
+    with pytest.raises(metrics.MetricError, match=r"argument\(s\) \['loss'\], which none"):
+        multi.update(loss=1.0, logits=jnp.ones((2, 3)), labels=jnp.zeros((2,), jnp.int32))
 
 
 def test_base_metric_must_be_subclassed():

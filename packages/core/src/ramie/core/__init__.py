@@ -26,7 +26,7 @@ from ._capture import ClosureReadWarning
 from ._capture import closure_read_hook as closure_read_hook  # for transform authors
 from ._diff import Change
 from ._diff import changes as graph_changes
-from ._display import display, render, summary
+from ._display import display, render, summary, tabulate
 from ._errors import (
     CapturedMutationError,
     FilterError,
@@ -115,6 +115,7 @@ __all__ = [
     "split",
     "state",
     "summary",
+    "tabulate",
     "to_predicate",
     "to_pure_dict",
     "unflatten",

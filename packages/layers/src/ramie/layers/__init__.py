@@ -3,7 +3,8 @@
 Every layer is a ``ramie.core.Module`` initialised eagerly from ``rngs``, with
 ``dtype`` (computation) and ``param_dtype`` (storage), and Flax NNX's parameter
 names, shapes and defaults, so a Flax NNX checkpoint loads into the ramie layer
-of the same configuration. Activations and ``initializers`` are jax.nn's own.
+of the same configuration. Activations are jax.nn's own (``build`` knows them by name);
+``initializers`` are jax.nn's under Flax NNX's names.
 
 >>> import jax.numpy as jnp
 >>> from ramie.core import Rngs
@@ -28,7 +29,6 @@ from jax.nn import (
     hard_swish,
     hard_tanh,
     identity,
-    initializers,
     leaky_relu,
     log_sigmoid,
     log_softmax,
@@ -47,7 +47,8 @@ from jax.nn import (
 )
 from jax.numpy import tanh
 
-from ._activations import PReLU
+from . import initializers
+from ._activations import ACTIVATIONS, Activation, PReLU
 from ._attention import (
     MultiHeadAttention,
     combine_masks,
@@ -56,13 +57,29 @@ from ._attention import (
     make_attention_mask,
     make_causal_mask,
 )
+from ._common import promote as promote_dtype
 from ._conv import Conv, ConvTranspose
 from ._errors import LayerError, LayerTypeError
 from ._linear import Einsum, Embed, Linear, LinearGeneral
 from ._lora import LoRA, LoRALinear, LoRAParam
-from ._normalization import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RMSNorm
+from ._normalization import (
+    BatchNorm,
+    BatchOfOneWarning,
+    GroupNorm,
+    InstanceNorm,
+    LayerNorm,
+    RMSNorm,
+)
 from ._pooling import avg_pool, max_pool, min_pool, pool
-from ._recurrent import RNN, Bidirectional, GRUCell, LSTMCell, SimpleCell, flip_sequences
+from ._recurrent import (
+    RNN,
+    Bidirectional,
+    GRUCell,
+    LSTMCell,
+    OptimizedLSTMCell,
+    SimpleCell,
+    flip_sequences,
+)
 from ._sequential import Sequential
 from ._stochastic import Dropout
 
@@ -72,7 +89,10 @@ except _PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "ACTIVATIONS",
+    "Activation",
     "BatchNorm",
+    "BatchOfOneWarning",
     "Bidirectional",
     "Conv",
     "ConvTranspose",
@@ -83,6 +103,7 @@ __all__ = [
     "GroupNorm",
     "InstanceNorm",
     "LSTMCell",
+    "OptimizedLSTMCell",
     "LayerError",
     "LayerNorm",
     "LayerTypeError",
@@ -121,6 +142,7 @@ __all__ = [
     "max_pool",
     "min_pool",
     "one_hot",
+    "promote_dtype",
     "pool",
     "relu",
     "relu6",
@@ -142,6 +164,7 @@ from ._registry import (  # noqa: E402
     DuplicateLayerError,
     LayerRegistry,
     Origin,
+    ProtectedLayerError,
     UnknownLayerError,
     registry,
 )
@@ -154,6 +177,7 @@ __all__ += [
     "PluginError",
     "PluginInfo",
     "PluginWarning",
+    "ProtectedLayerError",
     "UnknownLayerError",
     "build",
     "hookimpl",

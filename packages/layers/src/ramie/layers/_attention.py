@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -13,9 +13,10 @@ from jax.nn import initializers
 from ramie.core import Cache, Intermediate, Module, Rngs, RngStream
 
 from . import _errors
-from ._common import Array, Dtype, as_rngs, default_kernel_init, describe, promote
+from ._common import EMPTY, Array, Dtype, as_rngs, default_kernel_init, describe, promote
 from ._linear import LinearGeneral
 from ._normalization import LayerNorm
+from ._stochastic import check_rate
 
 Initializer = Callable[..., Array]
 
@@ -66,6 +67,7 @@ def dot_product_attention_weights(
     >>> dot_product_attention_weights(jnp.ones((1, 3, 2, 4)), jnp.ones((1, 5, 2, 4))).shape
     (1, 2, 3, 5)
     """
+    check_rate(dropout_rate, "dot_product_attention", "dropout_rate")
     query, key = promote((query, key), dtype)
     dtype = query.dtype
     _check_qkv(query, key)
@@ -88,7 +90,9 @@ def dot_product_attention_weights(
     weights = jax.nn.softmax(weights).astype(dtype)
     if module is not None:
         module.sow(Intermediate, "attention_weights", weights)
-    if not deterministic and dropout_rate > 0.0:
+    if not deterministic and dropout_rate >= 1.0:
+        weights = jnp.zeros_like(weights)  # everything dropped (1 / keep_prob would be inf)
+    elif not deterministic and dropout_rate > 0.0:
         keep_prob = 1.0 - dropout_rate
         if broadcast_dropout:
             shape = (1,) * (key.ndim - 2) + weights.shape[-2:]
@@ -268,8 +272,16 @@ class MultiHeadAttention(Module):
         decode: bool = False,
         normalize_qk: bool = False,
         rngs: Any,
+        keep_rngs: bool = True,
+        kernel_metadata: Mapping[str, Any] = EMPTY,
+        out_kernel_metadata: Mapping[str, Any] = EMPTY,
+        bias_metadata: Mapping[str, Any] = EMPTY,
+        out_bias_metadata: Mapping[str, Any] = EMPTY,
+        query_ln_scale_metadata: Mapping[str, Any] = EMPTY,
+        key_ln_scale_metadata: Mapping[str, Any] = EMPTY,
     ):
         rngs = as_rngs(rngs, type(self).__name__)
+        check_rate(dropout_rate, type(self).__name__, "dropout_rate")
         self.num_heads = num_heads
         self.in_features = in_features
         self.qkv_features = qkv_features if qkv_features is not None else in_features
@@ -311,6 +323,8 @@ class MultiHeadAttention(Module):
                 kernel_init=kernel_init,
                 bias_init=bias_init,
                 rngs=rngs,
+                kernel_metadata=kernel_metadata,
+                bias_metadata=bias_metadata,
             )
 
         self.query = proj(in_features, num_heads)
@@ -318,8 +332,8 @@ class MultiHeadAttention(Module):
         self.value = proj(self.in_kv_features, self.num_kv_heads)
         if normalize_qk:
             ln = dict(use_bias=False, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-            self.query_ln = LayerNorm(self.head_dim, **ln)
-            self.key_ln = LayerNorm(self.head_dim, **ln)
+            self.query_ln = LayerNorm(self.head_dim, scale_metadata=query_ln_scale_metadata, **ln)
+            self.key_ln = LayerNorm(self.head_dim, scale_metadata=key_ln_scale_metadata, **ln)
         else:
             self.query_ln = None
             self.key_ln = None
@@ -334,8 +348,11 @@ class MultiHeadAttention(Module):
             kernel_init=out_kernel_init or kernel_init,
             bias_init=out_bias_init or bias_init,
             rngs=rngs,
+            kernel_metadata=out_kernel_metadata,
+            bias_metadata=out_bias_metadata,
         )
-        self.rngs = rngs.dropout.fork() if dropout_rate > 0 else None
+        # keep_rngs=False: no stream is stored; dropout then needs rngs= at call time
+        self.rngs = rngs.dropout.fork() if dropout_rate > 0 and keep_rngs else None
         self.cached_key = None
         self.cached_value = None
         self.cache_index = None
@@ -351,6 +368,9 @@ class MultiHeadAttention(Module):
         rngs: Rngs | RngStream | jax.Array | None = None,
         sow_weights: bool = False,
         decode: bool | None = None,
+        is_causal: bool = False,
+        out_sharding: Any = None,
+        qkv_sharding: Any = None,
     ) -> Array:
         if inputs_k is None:
             if inputs_v is not None:
@@ -371,14 +391,19 @@ class MultiHeadAttention(Module):
                     arg="in_features",
                 )
             )
-        query = self.query(inputs_q)
-        key = self.key(inputs_k)
-        value = self.value(inputs_v)
+        query = self.query(inputs_q, out_sharding=qkv_sharding)
+        key = self.key(inputs_k, out_sharding=qkv_sharding)
+        value = self.value(inputs_v, out_sharding=qkv_sharding)
         if self.normalize_qk:
             query = self.query_ln(query)
             key = self.key_ln(key)
         if decode if decode is not None else self.decode:
             key, value, mask = self._decode_step(key, value, mask)
+        elif is_causal:  # each query position sees the key positions up to its own
+            q_len, kv_len = query.shape[-3], key.shape[-3]
+            causal = jnp.arange(q_len)[:, None] >= jnp.arange(kv_len)[None, :]
+            rank = query.ndim if mask is None else mask.ndim
+            mask = combine_masks(mask, causal.reshape((1,) * (rank - 2) + causal.shape))
         deterministic = self.deterministic if deterministic is None else deterministic
         dropout_rng = None
         if self.dropout_rate > 0.0 and not deterministic:
@@ -398,7 +423,7 @@ class MultiHeadAttention(Module):
             precision=self.precision,
             module=self if sow_weights else None,
         )
-        return self.out(x)
+        return self.out(x, out_sharding=out_sharding)
 
     def _dropout_key(self, rngs: Any) -> jax.Array:
         if rngs is None:

@@ -10,6 +10,7 @@ from typing import Any
 from ramie.core import Module, RamieError, Rngs
 
 from . import _registry
+from ._activations import ACTIVATIONS, Activation
 from ._registry import LayerRegistry, UnknownLayerError
 
 _P = inspect.Parameter
@@ -60,6 +61,17 @@ VARARGS_NOT_A_LIST = (
 BAD_RNGS = (
     "build(rngs=...) expects a ramie.core.Rngs, an int seed or a PRNG key, but got {found}. "
     "For example: build(config, rngs=ramie.core.Rngs(0)) or build(config, rngs=0)."
+)
+
+BAD_LAYER_ENTRY = (
+    "build(): {path} is the string {found!r}, which is neither a layer config nor an "
+    "activation name.{hint} An entry of {type!r} must be a config such as {{'type': "
+    "'Linear', ...}} or the name of an activation: {names}."
+)
+
+ACTIVATION_KEYS = (
+    "build(): {path} names the activation {name!r}, which takes no keyword argument(s) "
+    "{keys}. Its keyword arguments: {accepted}."
 )
 
 LOOKUP_NOTE = "looked up by ramie.layers.build() for {path}['type']"
@@ -128,6 +140,8 @@ def _build_layer(config: Any, rngs: Rngs, registry: LayerRegistry, path: str) ->
         raise LayerConfigError(BAD_TYPE.format(path=path, found=_found(name)))
     if "rngs" in config:
         raise LayerConfigError(RNGS_IN_CONFIG.format(path=path))
+    if name in ACTIVATIONS and name not in registry:
+        return _activation(name, {k: v for k, v in config.items() if k != "type"}, path)
     try:
         cls = registry.get(name)
     except UnknownLayerError as error:
@@ -181,6 +195,8 @@ def _arguments(
                     path=path, name=var_positional.name, type=name, found=_found(star)
                 )
             )
+        where = f"{path}[{var_positional.name!r}]"
+        star = [_named_entry(v, f"{where}[{i}]", name) for i, v in enumerate(star)]
     # Parameters before *args, and positional-only ones, can only be passed by position.
     positional = [p for p in named.values() if p.kind in _POSITIONAL]
     if star:
@@ -228,3 +244,34 @@ def _listing(keys: list[str]) -> str:
 
 def _found(value: Any) -> str:
     return f"{type(value).__name__} {repr(value)[:80]}"
+
+
+def _activation(name: str, kwargs: dict[str, Any], path: str) -> Activation:
+    """The activation ``name`` with ``kwargs``, checked against its signature now."""
+    params = inspect.signature(ACTIVATIONS[name]).parameters
+    keywords = [k for k, p in list(params.items())[1:] if p.kind is not _P.VAR_POSITIONAL]
+    unknown = [k for k in kwargs if k not in keywords]
+    if unknown:
+        accepted = ", ".join(keywords) or "none"
+        raise LayerConfigError(
+            ACTIVATION_KEYS.format(path=path, name=name, keys=_listing(unknown), accepted=accepted)
+        )
+    return Activation(name, tuple(sorted(kwargs.items())))
+
+
+def _named_entry(value: Any, path: str, type_name: str) -> Any:
+    """A string in a layer list is an activation name (made an Activation) or an error."""
+    if not isinstance(value, str):
+        return value
+    if value in ACTIVATIONS:
+        return Activation(value)
+    match = difflib.get_close_matches(value, list(ACTIVATIONS), n=1, cutoff=0.6)
+    raise LayerConfigError(
+        BAD_LAYER_ENTRY.format(
+            path=path,
+            found=value,
+            type=type_name,
+            hint=f" Did you mean {match[0]!r}?" if match else "",
+            names=", ".join(sorted(ACTIVATIONS)),
+        )
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import jax
@@ -19,13 +21,23 @@ default_bias_init = initializers.zeros
 
 Dtype = Any
 Array = jax.Array
+PromoteDtype = Callable[..., tuple]  # promote(args, *, dtype=None, inexact=True) -> args
+EMPTY: Mapping[str, Any] = MappingProxyType({})  # the default of the *_metadata keywords
 
 
-def promote(args: tuple, dtype: Dtype | None, inexact: bool = True) -> tuple:
+def promote(args: tuple, dtype: Dtype | None = None, inexact: bool = True) -> tuple:
     """Cast every non-None array in ``args`` to ``dtype`` (by default their common dtype).
 
     With ``inexact=True`` an integer result type is promoted to a float, as
-    Flax does, so that integer inputs to a float layer compute in float.
+    Flax does, so that integer inputs to a float layer compute in float. This
+    is the default ``promote_dtype`` hook of every layer: a layer calls
+    ``promote_dtype(args, dtype=layer.dtype)`` (and ``inexact=False`` for
+    Embed's table); pass your own function to control the promotion.
+
+    >>> import jax.numpy as jnp
+    >>> from ramie.layers import promote_dtype
+    >>> [a.dtype.name for a in promote_dtype((jnp.ones(2, jnp.bfloat16), jnp.ones(2)))]
+    ['float32', 'float32']
     """
     if dtype is None:
         dtype = jnp.result_type(*[a for a in args if a is not None])

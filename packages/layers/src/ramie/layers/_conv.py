@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax.numpy as jnp
@@ -12,8 +12,10 @@ from ramie.core import Module, Param
 
 from . import _errors
 from ._common import (
+    EMPTY,
     Array,
     Dtype,
+    PromoteDtype,
     as_rngs,
     as_tuple,
     default_bias_init,
@@ -39,6 +41,13 @@ def canonicalize_padding(padding: PaddingLike, rank: int) -> str | list[tuple[in
             f"'CAUSAL', an int, or {rank} ints or (low, high) pairs (one per spatial axis)."
         )
     return pads
+
+
+def _store_padding(padding: PaddingLike) -> PaddingLike:
+    """``padding`` with lists made tuples (hashable, static); one int per axis stays an int."""
+    if isinstance(padding, (str, int)):
+        return padding
+    return tuple(p if isinstance(p, int) else tuple(p) for p in padding)
 
 
 def _broadcast(x: int | Sequence[int] | None, n: int) -> tuple[int, ...]:
@@ -133,7 +142,11 @@ class Conv(Module):
         precision: Any = None,
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
+        promote_dtype: PromoteDtype = promote,
+        preferred_element_type: Dtype | None = None,
         rngs: Any,
+        kernel_metadata: Mapping[str, Any] = EMPTY,
+        bias_metadata: Mapping[str, Any] = EMPTY,
     ):
         rngs = as_rngs(rngs, type(self).__name__)
         if in_features % feature_group_count or out_features % feature_group_count:
@@ -143,14 +156,20 @@ class Conv(Module):
             )
         self.kernel_size = as_tuple(kernel_size)
         self.kernel_shape = self.kernel_size + (in_features // feature_group_count, out_features)
-        self.kernel = Param(kernel_init(rngs.params(), self.kernel_shape, param_dtype))
-        self.bias = (
-            Param(bias_init(rngs.params(), (out_features,), param_dtype)) if use_bias else None
+        self.kernel = Param(
+            kernel_init(rngs.params(), self.kernel_shape, param_dtype), **kernel_metadata
         )
+        self.bias = (
+            Param(bias_init(rngs.params(), (out_features,), param_dtype), **bias_metadata)
+            if use_bias
+            else None
+        )
+        self.promote_dtype = promote_dtype
+        self.preferred_element_type = preferred_element_type
         self.in_features = in_features
         self.out_features = out_features
         self.strides = strides
-        self.padding = padding if isinstance(padding, (str, int)) else tuple(map(as_tuple, padding))
+        self.padding = _store_padding(padding)
         self.input_dilation = input_dilation
         self.kernel_dilation = kernel_dilation
         self.feature_group_count = feature_group_count
@@ -165,7 +184,7 @@ class Conv(Module):
         self.param_dtype = param_dtype
         self.precision = precision
 
-    def __call__(self, inputs: Array) -> Array:
+    def __call__(self, inputs: Array, *, out_sharding: Any = None) -> Array:
         n_batch = _check_input(self, inputs)
         nd = len(self.kernel_size)
         inputs, batch_shape = _flatten_batch(inputs, n_batch)
@@ -193,7 +212,7 @@ class Conv(Module):
         if self.mask is not None:
             kernel = kernel * self.mask
         bias = self.bias.value if self.bias is not None else None
-        inputs, kernel, bias = promote((inputs, kernel, bias), self.dtype)
+        inputs, kernel, bias = self.promote_dtype((inputs, kernel, bias), dtype=self.dtype)
         y = lax.conv_general_dilated(
             inputs,
             kernel,
@@ -204,6 +223,8 @@ class Conv(Module):
             dimension_numbers=_conv_dimension_numbers(inputs.ndim),
             feature_group_count=self.feature_group_count,
             precision=self.precision,
+            preferred_element_type=self.preferred_element_type,
+            out_sharding=out_sharding,
         )
         if bias is not None:
             y = y + bias
@@ -241,7 +262,11 @@ class ConvTranspose(Module):
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
         transpose_kernel: bool = False,
+        promote_dtype: PromoteDtype = promote,
+        preferred_element_type: Dtype | None = None,
         rngs: Any,
+        kernel_metadata: Mapping[str, Any] = EMPTY,
+        bias_metadata: Mapping[str, Any] = EMPTY,
     ):
         rngs = as_rngs(rngs, type(self).__name__)
         self.kernel_size = as_tuple(kernel_size)
@@ -249,14 +274,20 @@ class ConvTranspose(Module):
             self.kernel_shape = self.kernel_size + (out_features, in_features)
         else:
             self.kernel_shape = self.kernel_size + (in_features, out_features)
-        self.kernel = Param(kernel_init(rngs.params(), self.kernel_shape, param_dtype))
-        self.bias = (
-            Param(bias_init(rngs.params(), (out_features,), param_dtype)) if use_bias else None
+        self.kernel = Param(
+            kernel_init(rngs.params(), self.kernel_shape, param_dtype), **kernel_metadata
         )
+        self.bias = (
+            Param(bias_init(rngs.params(), (out_features,), param_dtype), **bias_metadata)
+            if use_bias
+            else None
+        )
+        self.promote_dtype = promote_dtype
+        self.preferred_element_type = preferred_element_type
         self.in_features = in_features
         self.out_features = out_features
         self.strides = strides
-        self.padding = padding if isinstance(padding, (str, int)) else tuple(map(as_tuple, padding))
+        self.padding = _store_padding(padding)
         self.kernel_dilation = kernel_dilation
         self.use_bias = use_bias
         self.mask = mask
@@ -279,7 +310,7 @@ class ConvTranspose(Module):
         if circular:
             padding = "VALID"
         bias = self.bias.value if self.bias is not None else None
-        inputs, kernel, bias = promote((inputs, kernel, bias), self.dtype)
+        inputs, kernel, bias = self.promote_dtype((inputs, kernel, bias), dtype=self.dtype)
         y = lax.conv_transpose(
             inputs,
             kernel,
@@ -288,6 +319,7 @@ class ConvTranspose(Module):
             rhs_dilation=kernel_dilation,
             transpose_kernel=self.transpose_kernel,
             precision=self.precision,
+            preferred_element_type=self.preferred_element_type,
         )
         if circular:
             y = _wrap_around(y, inputs.shape[1:-1], strides, self.transpose_kernel)

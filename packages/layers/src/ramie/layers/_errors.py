@@ -70,6 +70,18 @@ NO_DROPOUT_RNG = (
     "(layer(x, rngs=key)), or switch to evaluation mode with model.eval()."
 )
 
+BAD_DROPOUT_RATE = (
+    "{layer}: {arg}={rate!r} is not a probability; it must be a number in [0, 1] (the "
+    "fraction of values dropped: 0 keeps everything, 1 drops everything)."
+)
+
+BATCH_OF_ONE = (
+    "{where} normalises over {count} value(s) per feature in training mode (input shape "
+    "{shape}): the batch variance is 0, so the running variance decays towards 0 and "
+    "evaluation outputs blow up. Train with more than one example per batch, normalise "
+    "over more axes, or use LayerNorm/GroupNorm, which do not depend on the batch."
+)
+
 NOT_RNGS = (
     "{layer}(..., rngs=...) takes a ramie.core.Rngs (e.g. rngs=Rngs(0)) or a PRNG key "
     "(jax.random.key(0)); got {found}. Wrap a seed or key in Rngs: rngs=Rngs({hint})."

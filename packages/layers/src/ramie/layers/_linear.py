@@ -14,8 +14,10 @@ from ramie.core import Module, Param
 
 from . import _errors
 from ._common import (
+    EMPTY,
     Array,
     Dtype,
+    PromoteDtype,
     as_rngs,
     as_tuple,
     default_bias_init,
@@ -25,6 +27,15 @@ from ._common import (
 )
 
 Initializer = Callable[..., Array]
+
+
+def _product_options(layer: Module, out_sharding: Any) -> dict[str, Any]:
+    """The keyword arguments of the layer's dot_general / einsum."""
+    return {
+        "precision": layer.precision,
+        "preferred_element_type": layer.preferred_element_type,
+        "out_sharding": out_sharding,
+    }
 
 
 class Linear(Module):
@@ -56,12 +67,20 @@ class Linear(Module):
         precision: Any = None,
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
+        promote_dtype: PromoteDtype = promote,
+        preferred_element_type: Dtype | None = None,
         rngs: Any,
+        kernel_metadata: Mapping[str, Any] = EMPTY,
+        bias_metadata: Mapping[str, Any] = EMPTY,
     ):
         rngs = as_rngs(rngs, type(self).__name__)
-        self.kernel = Param(kernel_init(rngs.params(), (in_features, out_features), param_dtype))
+        self.kernel = Param(
+            kernel_init(rngs.params(), (in_features, out_features), param_dtype), **kernel_metadata
+        )
         self.bias = (
-            Param(bias_init(rngs.params(), (out_features,), param_dtype)) if use_bias else None
+            Param(bias_init(rngs.params(), (out_features,), param_dtype), **bias_metadata)
+            if use_bias
+            else None
         )
         self.in_features = in_features
         self.out_features = out_features
@@ -69,8 +88,10 @@ class Linear(Module):
         self.dtype = dtype
         self.param_dtype = param_dtype
         self.precision = precision
+        self.promote_dtype = promote_dtype
+        self.preferred_element_type = preferred_element_type
 
-    def __call__(self, inputs: Array) -> Array:
+    def __call__(self, inputs: Array, *, out_sharding: Any = None) -> Array:
         if inputs.shape[-1:] != (self.in_features,):
             raise _errors.LayerError(
                 _errors.FEATURES_MISMATCH.format(
@@ -82,8 +103,9 @@ class Linear(Module):
                 )
             )
         bias = self.bias.value if self.bias is not None else None
-        x, kernel, bias = promote((inputs, self.kernel.value, bias), self.dtype)
-        y = lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())), precision=self.precision)
+        x, kernel, bias = self.promote_dtype((inputs, self.kernel.value, bias), dtype=self.dtype)
+        dims = (((x.ndim - 1,), (0,)), ((), ()))
+        y = lax.dot_general(x, kernel, dims, **_product_options(self, out_sharding))
         if bias is not None:
             y = y + bias
         return y
@@ -126,7 +148,11 @@ class LinearGeneral(Module):
         precision: Any = None,
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
+        promote_dtype: PromoteDtype = promote,
+        preferred_element_type: Dtype | None = None,
         rngs: Any,
+        kernel_metadata: Mapping[str, Any] = EMPTY,
+        bias_metadata: Mapping[str, Any] = EMPTY,
     ):
         rngs = as_rngs(rngs, type(self).__name__)
         self.in_features = as_tuple(in_features)
@@ -151,19 +177,21 @@ class LinearGeneral(Module):
             int(np.prod(self.out_features)),
         )
         init = _reshaped_init(kernel_init, kernel_shape, flat)
-        self.kernel = Param(init(rngs.params(), kernel_shape, param_dtype))
+        self.kernel = Param(init(rngs.params(), kernel_shape, param_dtype), **kernel_metadata)
         if use_bias:
             bias_shape = (*batch_shape, *self.out_features)
             binit = _reshaped_init(bias_init, bias_shape, (int(np.prod(bias_shape)),))
-            self.bias = Param(binit(rngs.params(), bias_shape, param_dtype))
+            self.bias = Param(binit(rngs.params(), bias_shape, param_dtype), **bias_metadata)
         else:
             self.bias = None
         self.use_bias = use_bias
         self.dtype = dtype
         self.param_dtype = param_dtype
         self.precision = precision
+        self.promote_dtype = promote_dtype
+        self.preferred_element_type = preferred_element_type
 
-    def __call__(self, inputs: Array) -> Array:
+    def __call__(self, inputs: Array, *, out_sharding: Any = None) -> Array:
         ndim = inputs.ndim
         axis = tuple(sorted(a % ndim for a in self.axis))
         found = tuple(inputs.shape[a] for a in axis)
@@ -179,26 +207,43 @@ class LinearGeneral(Module):
             inputs.shape[a] if a in batch_axis else 1 for a in range(ndim) if a not in axis
         )
         bias = self.bias.value if self.bias is not None else None
-        x, kernel, bias = promote((inputs, self.kernel.value, bias), self.dtype)
+        x, kernel, bias = self.promote_dtype((inputs, self.kernel.value, bias), dtype=self.dtype)
         contract = tuple(range(n_batch, n_batch + len(axis)))
         dims = ((axis, contract), (batch_axis, tuple(range(n_batch))))
-        y = lax.dot_general(x, kernel, dims, precision=self.precision)
+        y = lax.dot_general(x, kernel, dims, **_product_options(self, out_sharding))
         if bias is not None:
             y = y + jnp.reshape(bias, (*expanded, *self.out_features))
         return y
 
 
 def _bias_shape(einsum_str: str, kernel_shape: tuple, out_ndim: int) -> list[int]:
-    """Where the kernel's axes land in the output, as a broadcastable shape for the bias."""
+    """Where the kernel's axes land in the output, as a broadcastable shape for the bias.
+
+    Letters of the kernel operand keep their sizes; an ellipsis in the kernel
+    stands for its unnamed axes, which broadcast right-aligned into the
+    output's ellipsis axes; every other output axis gets size 1.
+    """
     operands, result = einsum_str.split("->")
-    rhs = operands.split(",")[1].replace("...", "")
-    sizes = dict(zip(rhs, kernel_shape, strict=True))
+    rhs = operands.split(",")[1]
+    named = rhs.replace("...", "")
+    n_ellipsis = len(kernel_shape) - len(named) if "..." in rhs else 0
+    if "..." in rhs:
+        head, tail = rhs.split("...")
+        sizes = dict(zip(head, kernel_shape[: len(head)], strict=True))
+        sizes.update(zip(tail, kernel_shape[len(head) + n_ellipsis :], strict=True))
+        ellipsis_sizes = list(kernel_shape[len(head) : len(head) + n_ellipsis])
+    else:
+        sizes = dict(zip(named, kernel_shape, strict=True))
+        ellipsis_sizes = []
     if "..." in result:
         head, tail = result.split("...")
     else:
         head, tail = result, ""
     middle = out_ndim - len(head) - len(tail)
-    return [sizes.get(c, 1) for c in head] + [1] * middle + [sizes.get(c, 1) for c in tail]
+    ellipsis = [1] * (middle - len(ellipsis_sizes)) + ellipsis_sizes[
+        max(0, len(ellipsis_sizes) - middle) :
+    ]
+    return [sizes.get(c, 1) for c in head] + ellipsis + [sizes.get(c, 1) for c in tail]
 
 
 def _check_einsum(einsum_str: str) -> str:
@@ -233,28 +278,43 @@ class Einsum(Module):
         precision: Any = None,
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
+        promote_dtype: PromoteDtype = promote,
+        preferred_element_type: Dtype | None = None,
         rngs: Any,
+        kernel_metadata: Mapping[str, Any] = EMPTY,
+        bias_metadata: Mapping[str, Any] = EMPTY,
     ):
         rngs = as_rngs(rngs, type(self).__name__)
         self.einsum_str = _check_einsum(einsum_str)
         self.kernel_shape = tuple(kernel_shape)
         self.bias_shape = tuple(bias_shape) if bias_shape is not None else None
-        self.kernel = Param(kernel_init(rngs.params(), self.kernel_shape, param_dtype))
+        self.kernel = Param(
+            kernel_init(rngs.params(), self.kernel_shape, param_dtype), **kernel_metadata
+        )
         if self.bias_shape is not None:
-            self.bias = Param(bias_init(rngs.params(), self.bias_shape, param_dtype))
+            self.bias = Param(
+                bias_init(rngs.params(), self.bias_shape, param_dtype), **bias_metadata
+            )
         else:
             self.bias = None
         self.dtype = dtype
         self.param_dtype = param_dtype
         self.precision = precision
+        self.promote_dtype = promote_dtype
+        self.preferred_element_type = preferred_element_type
 
-    def __call__(self, inputs: Array, einsum_str: str | None = None) -> Array:
+    def __call__(
+        self, inputs: Array, einsum_str: str | None = None, *, out_sharding: Any = None
+    ) -> Array:
         eq = self.einsum_str if einsum_str is None else _check_einsum(einsum_str)
         bias = self.bias.value if self.bias is not None else None
-        x, kernel, bias = promote((inputs, self.kernel.value, bias), self.dtype)
-        y = jnp.einsum(eq, x, kernel, precision=self.precision)
+        x, kernel, bias = self.promote_dtype((inputs, self.kernel.value, bias), dtype=self.dtype)
+        y = jnp.einsum(eq, x, kernel, **_product_options(self, out_sharding))
         if bias is not None:
-            y = y + jnp.reshape(bias, _bias_shape(eq, self.kernel_shape, y.ndim))
+            shape = _bias_shape(eq, self.kernel_shape, y.ndim)
+            if int(np.prod(shape)) == bias.size:
+                bias = jnp.reshape(bias, shape)
+            y = y + bias  # otherwise plain (right-aligned) broadcasting, as numpy would
         return y
 
 
@@ -285,12 +345,16 @@ class Embed(Module):
         dtype: Dtype | None = None,
         param_dtype: Dtype = jnp.float32,
         embedding_init: Initializer = default_embed_init,
+        promote_dtype: PromoteDtype = promote,
         rngs: Any,
+        embedding_metadata: Mapping[str, Any] = EMPTY,
     ):
         rngs = as_rngs(rngs, type(self).__name__)
         self.embedding = Param(
-            embedding_init(rngs.params(), (num_embeddings, features), param_dtype)
+            embedding_init(rngs.params(), (num_embeddings, features), param_dtype),
+            **embedding_metadata,
         )
+        self.promote_dtype = promote_dtype
         self.num_embeddings = num_embeddings
         self.features = features
         self.dtype = dtype if dtype is not None else self.embedding.value.dtype
@@ -303,12 +367,12 @@ class Embed(Module):
                     where=describe(self), dtype=inputs.dtype, shape=tuple(inputs.shape)
                 )
             )
-        (embedding,) = promote((self.embedding.value,), self.dtype, inexact=False)
+        (embedding,) = self.promote_dtype((self.embedding.value,), dtype=self.dtype, inexact=False)
         if self.num_embeddings == 1:
             return jnp.broadcast_to(embedding, inputs.shape + (self.features,))
         return jnp.take(embedding, inputs, axis=0)
 
     def attend(self, query: Array) -> Array:
         """``query @ embedding.T``: scores of ``query`` against every embedding row."""
-        query, embedding = promote((query, self.embedding.value), self.dtype)
+        query, embedding = self.promote_dtype((query, self.embedding.value), dtype=self.dtype)
         return jnp.dot(query, embedding.T)

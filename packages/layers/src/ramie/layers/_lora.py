@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax.numpy as jnp
@@ -10,7 +10,7 @@ from jax.nn import initializers
 
 from ramie.core import Module, Param
 
-from ._common import Array, Dtype, as_rngs, promote
+from ._common import EMPTY, Array, Dtype, as_rngs, promote
 from ._linear import Linear
 
 Initializer = Callable[..., Array]
@@ -63,6 +63,8 @@ class LoRA(Module):
         b_initializer: Initializer = default_b_initializer,
         lora_param_type: type[Param] = LoRAParam,
         rngs: Any,
+        a_metadata: Mapping[str, Any] = EMPTY,
+        b_metadata: Mapping[str, Any] = EMPTY,
     ):
         rngs = as_rngs(rngs, type(self).__name__)
         self.in_features = in_features
@@ -73,10 +75,10 @@ class LoRA(Module):
         self.lora_param_type = lora_param_type
         self.base_module = base_module
         self.lora_a = lora_param_type(
-            a_initializer(rngs.params(), (in_features, lora_rank), param_dtype)
+            a_initializer(rngs.params(), (in_features, lora_rank), param_dtype), **a_metadata
         )
         self.lora_b = lora_param_type(
-            b_initializer(rngs.params(), (lora_rank, out_features), param_dtype)
+            b_initializer(rngs.params(), (lora_rank, out_features), param_dtype), **b_metadata
         )
 
     def __call__(self, x: Array, **kwargs: Any) -> Array:
@@ -110,6 +112,8 @@ class LoRALinear(Linear):
         b_initializer: Initializer = default_b_initializer,
         lora_param_type: type[Param] = LoRAParam,
         rngs: Any,
+        a_metadata: Mapping[str, Any] = EMPTY,
+        b_metadata: Mapping[str, Any] = EMPTY,
         **kwargs: Any,
     ):
         rngs = as_rngs(rngs, type(self).__name__)
@@ -123,6 +127,8 @@ class LoRALinear(Linear):
             a_initializer=a_initializer,
             b_initializer=b_initializer,
             lora_param_type=lora_param_type,
+            a_metadata=a_metadata,
+            b_metadata=b_metadata,
             rngs=rngs,
         )
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -13,10 +14,14 @@ from jax.nn import initializers
 from ramie.core import BatchStat, Module, Param
 
 from . import _errors
-from ._common import Array, Dtype, as_rngs, describe, promote
+from ._common import EMPTY, Array, Dtype, PromoteDtype, as_rngs, describe, promote
 
 Initializer = Callable[..., Array]
 Axes = int | Sequence[int]
+
+
+class BatchOfOneWarning(UserWarning):
+    """BatchNorm was trained on a single value per feature (its batch variance is 0)."""
 
 
 def _axes(ndim: int, axes: Axes) -> tuple[int, ...]:
@@ -30,17 +35,24 @@ def _stats(
     dtype: Dtype | None,
     *,
     use_mean: bool = True,
-    use_fast_variance: bool = True,
+    use_fast_variance: bool = False,
     axis_name: str | None = None,
+    axis_index_groups: Any = None,
+    mask: Array | None = None,
 ) -> tuple[Array, Array]:
-    """Mean and (biased) variance of ``x`` over ``axes``, computed in at least float32."""
+    """Mean and (biased) variance of ``x`` over ``axes``, computed in at least float32.
+
+    Only the elements where ``mask`` (broadcast to ``x``) is true count.
+    """
     dtype = jnp.promote_types(jnp.result_type(x) if dtype is None else dtype, jnp.float32)
     x = jnp.asarray(x, dtype)
+    if mask is not None:
+        mask = jnp.broadcast_to(jnp.asarray(mask, jnp.bool_), x.shape)
 
     def mean(*vals):
-        out = [v.mean(axes) for v in vals]
+        out = [v.mean(axes, where=mask) for v in vals]
         if axis_name is not None:
-            out = [lax.pmean(o, axis_name) for o in out]
+            out = [lax.pmean(o, axis_name, axis_index_groups=axis_index_groups) for o in out]
         return out
 
     if not use_mean:
@@ -101,10 +113,31 @@ def _check_features(layer: Any, x: Array, feature_axes: tuple[int, ...]) -> None
         )
 
 
-def _scale_bias(layer, rngs, n, use_scale, use_bias, scale_init, bias_init, param_dtype) -> None:
-    """Create ``scale`` then ``bias`` (each drawing a params key, as Flax does)."""
-    layer.scale = Param(scale_init(rngs.params(), (n,), param_dtype)) if use_scale else None
-    layer.bias = Param(bias_init(rngs.params(), (n,), param_dtype)) if use_bias else None
+_NOT_KEPT = ("self", "rngs", "scale_init", "bias_init", "scale_metadata", "bias_metadata")
+
+
+def _setup(layer: Module, args: dict[str, Any]) -> None:
+    """Create ``scale`` then ``bias`` and keep the configuration, from ``__init__``'s ``locals()``.
+
+    ``scale``/``bias`` each draw a params key, as Flax does, and get their
+    ``*_metadata``; every other argument but ``rngs`` and the initializers
+    becomes an attribute of the same name.
+    """
+    rngs = as_rngs(args["rngs"], type(layer).__name__)
+    n, param_dtype = args["num_features"], args["param_dtype"]
+    layer.scale = (
+        Param(args["scale_init"](rngs.params(), (n,), param_dtype), **args["scale_metadata"])
+        if args["use_scale"]
+        else None
+    )
+    layer.bias = (
+        Param(args["bias_init"](rngs.params(), (n,), param_dtype), **args["bias_metadata"])
+        if args["use_bias"]
+        else None
+    )
+    for name, value in args.items():
+        if name not in _NOT_KEPT and not name.startswith("_"):
+            setattr(layer, name, value)
 
 
 def _values(layer) -> tuple[Array | None, Array | None]:
@@ -147,44 +180,47 @@ class BatchNorm(Module):
         bias_init: Initializer = initializers.zeros,
         scale_init: Initializer = initializers.ones,
         axis_name: str | None = None,
-        use_fast_variance: bool = True,
+        use_fast_variance: bool = False,
+        axis_index_groups: Any = None,
+        promote_dtype: PromoteDtype = promote,
         rngs: Any,
+        bias_metadata: Mapping[str, Any] = EMPTY,
+        scale_metadata: Mapping[str, Any] = EMPTY,
     ):
-        rngs = as_rngs(rngs, type(self).__name__)
         self.mean = BatchStat(jnp.zeros((num_features,), jnp.float32))
         self.var = BatchStat(jnp.ones((num_features,), jnp.float32))
-        _scale_bias(
-            self, rngs, num_features, use_scale, use_bias, scale_init, bias_init, param_dtype
-        )
-        self.num_features = num_features
-        self.use_running_average = use_running_average
-        self.axis = axis
-        self.momentum = momentum
-        self.epsilon = epsilon
-        self.dtype = dtype
-        self.param_dtype = param_dtype
-        self.use_bias = use_bias
-        self.use_scale = use_scale
-        self.axis_name = axis_name
-        self.use_fast_variance = use_fast_variance
+        _setup(self, locals())
 
-    def __call__(self, x: Array, use_running_average: bool | None = None) -> Array:
+    def __call__(
+        self, x: Array, use_running_average: bool | None = None, *, mask: Array | None = None
+    ) -> Array:
         if use_running_average is None:
             use_running_average = self.use_running_average
         feature_axes = _axes(x.ndim, self.axis)
         _check_features(self, x, feature_axes)
         reduction_axes = tuple(a for a in range(x.ndim) if a not in feature_axes)
         scale, bias = _values(self)
-        x, mean, var, scale, bias = promote(
-            (x, self.mean.value, self.var.value, scale, bias), self.dtype
+        x, mean, var, scale, bias = self.promote_dtype(
+            (x, self.mean.value, self.var.value, scale, bias), dtype=self.dtype
         )
         if not use_running_average:
+            count = 1
+            for a in reduction_axes:
+                count *= x.shape[a]
+            if count == 1 and self.axis_name is None:
+                warnings.warn(
+                    _errors.BATCH_OF_ONE.format(where=describe(self), count=count, shape=x.shape),
+                    BatchOfOneWarning,
+                    stacklevel=2,
+                )
             mean, var = _stats(
                 x,
                 reduction_axes,
                 self.dtype,
                 use_fast_variance=self.use_fast_variance,
                 axis_name=self.axis_name,
+                axis_index_groups=self.axis_index_groups,
+                mask=mask,
             )
             m = self.momentum
             self.mean.value = jax.lax.stop_gradient(m * self.mean.value + (1 - m) * mean)
@@ -222,32 +258,23 @@ class LayerNorm(Module):
         reduction_axes: Axes = -1,
         feature_axes: Axes = -1,
         axis_name: str | None = None,
-        use_fast_variance: bool = True,
+        use_fast_variance: bool = False,
+        axis_index_groups: Any = None,
+        promote_dtype: PromoteDtype = promote,
         rngs: Any,
+        bias_metadata: Mapping[str, Any] = EMPTY,
+        scale_metadata: Mapping[str, Any] = EMPTY,
     ):
-        rngs = as_rngs(rngs, type(self).__name__)
-        _scale_bias(
-            self, rngs, num_features, use_scale, use_bias, scale_init, bias_init, param_dtype
-        )
-        self.num_features = num_features
-        self.epsilon = epsilon
-        self.dtype = dtype
-        self.param_dtype = param_dtype
-        self.use_bias = use_bias
-        self.use_scale = use_scale
-        self.reduction_axes = reduction_axes
-        self.feature_axes = feature_axes
-        self.axis_name = axis_name
-        self.use_fast_variance = use_fast_variance
+        _setup(self, locals())
 
     _use_mean = True
 
-    def __call__(self, x: Array) -> Array:
+    def __call__(self, x: Array, *, mask: Array | None = None) -> Array:
         feature_axes = _axes(x.ndim, self.feature_axes)
         _check_features(self, x, feature_axes)
         reduction_axes = _axes(x.ndim, self.reduction_axes)
         scale, bias = _values(self)
-        x, scale, bias = promote((x, scale, bias), self.dtype)
+        x, scale, bias = self.promote_dtype((x, scale, bias), dtype=self.dtype)
         mean, var = _stats(
             x,
             reduction_axes,
@@ -255,6 +282,8 @@ class LayerNorm(Module):
             use_mean=self._use_mean,
             use_fast_variance=self.use_fast_variance,
             axis_name=self.axis_name,
+            axis_index_groups=self.axis_index_groups,
+            mask=mask,
         )
         return _normalize(
             x, mean, var, scale, bias, reduction_axes, feature_axes, self.dtype, self.epsilon
@@ -286,8 +315,11 @@ class RMSNorm(LayerNorm):
         reduction_axes: Axes = -1,
         feature_axes: Axes = -1,
         axis_name: str | None = None,
-        use_fast_variance: bool = True,
+        use_fast_variance: bool = False,
+        axis_index_groups: Any = None,
+        promote_dtype: PromoteDtype = promote,
         rngs: Any,
+        scale_metadata: Mapping[str, Any] = EMPTY,
     ):
         super().__init__(
             num_features,
@@ -301,7 +333,10 @@ class RMSNorm(LayerNorm):
             feature_axes=feature_axes,
             axis_name=axis_name,
             use_fast_variance=use_fast_variance,
+            axis_index_groups=axis_index_groups,
+            promote_dtype=promote_dtype,
             rngs=rngs,
+            scale_metadata=scale_metadata,
         )
         del self.bias, self.use_bias
 
@@ -333,10 +368,13 @@ class GroupNorm(Module):
         scale_init: Initializer = initializers.ones,
         reduction_axes: Axes | None = None,
         axis_name: str | None = None,
-        use_fast_variance: bool = True,
+        use_fast_variance: bool = False,
+        axis_index_groups: Any = None,
+        promote_dtype: PromoteDtype = promote,
         rngs: Any,
+        bias_metadata: Mapping[str, Any] = EMPTY,
+        scale_metadata: Mapping[str, Any] = EMPTY,
     ):
-        rngs = as_rngs(rngs, type(self).__name__)
         if (num_groups is None) == (group_size is None):
             raise _errors.LayerError(
                 "GroupNorm: give exactly one of num_groups and group_size (num_groups defaults "
@@ -350,30 +388,21 @@ class GroupNorm(Module):
                 f"{'groups of ' + str(group_size) if group_size else str(num_groups) + ' groups'}"
                 "; choose a divisor of num_features."
             )
+        _setup(self, locals())
         self.num_groups = num_groups
         self.group_size = num_features // num_groups
-        _scale_bias(
-            self, rngs, num_features, use_scale, use_bias, scale_init, bias_init, param_dtype
-        )
-        self.num_features = num_features
-        self.epsilon = epsilon
-        self.dtype = dtype
-        self.param_dtype = param_dtype
-        self.use_bias = use_bias
-        self.use_scale = use_scale
-        self.reduction_axes = reduction_axes
-        self.axis_name = axis_name
-        self.use_fast_variance = use_fast_variance
 
-    def __call__(self, x: Array) -> Array:
+    def __call__(self, x: Array, *, mask: Array | None = None) -> Array:
         _check_features(self, x, (x.ndim - 1,))
         if self.reduction_axes is None:
             reduction_axes = tuple(range(1, x.ndim))
         else:
             reduction_axes = _axes(x.ndim, self.reduction_axes)
         scale, bias = _values(self)
-        x, scale, bias = promote((x, scale, bias), self.dtype)
+        x, scale, bias = self.promote_dtype((x, scale, bias), dtype=self.dtype)
         grouped = x.reshape(x.shape[:-1] + (self.num_groups, self.group_size))
+        if mask is not None:
+            mask = jnp.broadcast_to(mask, x.shape).reshape(grouped.shape)
         group_axes = tuple(reduction_axes[:-1]) + (x.ndim,)
         mean, var = _stats(
             grouped,
@@ -381,6 +410,8 @@ class GroupNorm(Module):
             self.dtype,
             use_fast_variance=self.use_fast_variance,
             axis_name=self.axis_name,
+            axis_index_groups=self.axis_index_groups,
+            mask=mask,
         )
         mean = jnp.repeat(mean, self.group_size, axis=-1)
         var = jnp.repeat(var, self.group_size, axis=-1)
@@ -412,24 +443,16 @@ class InstanceNorm(Module):
         scale_init: Initializer = initializers.ones,
         feature_axes: Axes = -1,
         axis_name: str | None = None,
-        use_fast_variance: bool = True,
+        use_fast_variance: bool = False,
+        axis_index_groups: Any = None,
+        promote_dtype: PromoteDtype = promote,
         rngs: Any,
+        bias_metadata: Mapping[str, Any] = EMPTY,
+        scale_metadata: Mapping[str, Any] = EMPTY,
     ):
-        rngs = as_rngs(rngs, type(self).__name__)
-        _scale_bias(
-            self, rngs, num_features, use_scale, use_bias, scale_init, bias_init, param_dtype
-        )
-        self.num_features = num_features
-        self.epsilon = epsilon
-        self.dtype = dtype
-        self.param_dtype = param_dtype
-        self.use_bias = use_bias
-        self.use_scale = use_scale
-        self.feature_axes = feature_axes
-        self.axis_name = axis_name
-        self.use_fast_variance = use_fast_variance
+        _setup(self, locals())
 
-    def __call__(self, x: Array) -> Array:
+    def __call__(self, x: Array, *, mask: Array | None = None) -> Array:
         feature_axes = _axes(x.ndim, self.feature_axes)
         if 0 in feature_axes:
             raise _errors.LayerError(
@@ -439,13 +462,15 @@ class InstanceNorm(Module):
         _check_features(self, x, feature_axes)
         reduction_axes = tuple(a for a in range(1, x.ndim) if a not in feature_axes)
         scale, bias = _values(self)
-        x, scale, bias = promote((x, scale, bias), self.dtype)
+        x, scale, bias = self.promote_dtype((x, scale, bias), dtype=self.dtype)
         mean, var = _stats(
             x,
             reduction_axes,
             self.dtype,
             use_fast_variance=self.use_fast_variance,
             axis_name=self.axis_name,
+            axis_index_groups=self.axis_index_groups,
+            mask=mask,
         )
         return _normalize(
             x, mean, var, scale, bias, reduction_axes, feature_axes, self.dtype, self.epsilon

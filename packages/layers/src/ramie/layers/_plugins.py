@@ -29,7 +29,7 @@ import pluggy
 
 from ramie.core import Module, RamieError
 
-from ._registry import DuplicateLayerError
+from ._registry import DuplicateLayerError, ProtectedLayerError
 
 if TYPE_CHECKING:
     from ._registry import LayerRegistry
@@ -181,9 +181,9 @@ def _load(
             if not manager.get_hookcallers(plugin):
                 hint = UNMARKED_HOOK_HINT if hasattr(plugin, HOOK) else ""
                 raise PluginError(NO_HOOK.format(plugin=_describe_object(plugin), hint=hint))
-    except DuplicateLayerError:
-        raise  # two layers under one name is always an error
-    except Exception as error:
+    except (DuplicateLayerError, ProtectedLayerError):
+        raise  # two layers under one name, or one taken from its owner, is always an error
+    except (Exception, SystemExit) as error:  # SystemExit: e.g. argparse run at import
         if plugin is not None and manager.is_registered(plugin):
             manager.unregister(plugin)
         message = _failure_message(info, stage, error, strict)
@@ -203,7 +203,7 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _failure_message(info: PluginInfo, stage: str, error: Exception, strict: bool) -> str:
+def _failure_message(info: PluginInfo, stage: str, error: BaseException, strict: bool) -> str:
     dist_name = info.distribution or "<the distribution that provides it>"
     advice = (STRICT_ADVICE if strict else SKIPPED_ADVICE).format(dist_name=dist_name)
     distribution = f"{info.distribution} {info.version}" if info.distribution else "unknown"

@@ -32,6 +32,10 @@ class DuplicateLayerError(RamieError, ValueError):
     """Two different classes were registered under one layer name."""
 
 
+class ProtectedLayerError(RamieError, PermissionError):
+    """A plug-in tried to remove or replace a layer that another distribution registered."""
+
+
 class Origin(NamedTuple):
     """Where a registered layer came from: a distribution and its version.
 
@@ -70,6 +74,15 @@ DUPLICATE_LAYER = (
     "distributions, uninstall one of them (pip uninstall <distribution>) or ask its "
     "maintainers to register the layer under another name; in your own code, pass another "
     "name (registry.register(cls, name='...')) or call registry.unregister({name!r}) first."
+)
+
+PROTECTED_LAYER = (
+    "The plug-in distribution {plugin} tried to unregister the layer {name!r} ({cls}), which "
+    "{owner} registered. A plug-in may only remove layers it registered itself: built-in "
+    "names and names owned by another distribution cannot be removed or replaced, because "
+    "every build() would silently get another class. Register the plug-in's layer under a "
+    "name of its own (registry.register(cls, name='...')), or ask the user to call "
+    "registry.unregister({name!r}) in their own code if replacing it is what they want."
 )
 
 NOT_A_LAYER_CLASS = (
@@ -215,10 +228,25 @@ class LayerRegistry:
         )
 
     def unregister(self, name: str) -> type[Module]:
-        """Remove the layer registered under ``name`` and return its class."""
+        """Remove the layer registered under ``name`` and return its class.
+
+        Your own code may remove any layer. A plug-in's hook may only remove
+        the layers its own distribution registered: removing a built-in layer,
+        or another distribution's, raises ``ProtectedLayerError``.
+        """
         self._ensure_loaded()
         if name not in self._layers:
             raise UnknownLayerError(NOT_REGISTERED.format(name=name, names=self._names_text()))
+        owner = self._origins[name]
+        if self._current is not None and owner.distribution != self._current.distribution:
+            raise ProtectedLayerError(
+                PROTECTED_LAYER.format(
+                    plugin=self._current,
+                    name=name,
+                    cls=_qualname(self._layers[name]),
+                    owner=owner,
+                )
+            )
         self._origins.pop(name)
         return self._layers.pop(name)
 

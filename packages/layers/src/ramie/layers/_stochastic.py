@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from ramie.core import Module, Rngs, RngStream
 
 from . import _errors
 from ._common import Array, as_stream, describe, is_key
+
+
+def check_rate(rate: Any, layer: str, arg: str = "rate") -> None:
+    """Raise LayerError unless ``rate`` is a number in [0, 1]."""
+    ok = isinstance(rate, numbers.Real) and not isinstance(rate, bool) and 0.0 <= rate <= 1.0
+    if not ok:
+        raise _errors.LayerError(_errors.BAD_DROPOUT_RATE.format(layer=layer, arg=arg, rate=rate))
 
 
 class Dropout(Module):
@@ -44,6 +51,7 @@ class Dropout(Module):
         rng_collection: str = "dropout",
         rngs: Rngs | RngStream | jax.Array | None = None,
     ):
+        check_rate(rate, type(self).__name__)
         self.rate = rate
         self.broadcast_dims = tuple(broadcast_dims)
         self.deterministic = deterministic
@@ -69,8 +77,11 @@ class Dropout(Module):
         for d in self.broadcast_dims:
             shape[d] = 1
         mask = jax.random.bernoulli(key, p=keep, shape=shape)
-        mask = jnp.broadcast_to(mask, inputs.shape)
-        return lax.select(mask, inputs / keep, jnp.zeros_like(inputs))
+        # jnp.where (not lax.select) so that a mask drawn unsharded combines with inputs
+        # sharded over an Explicit mesh axis; the values are those of select.
+        return jnp.where(
+            mask, inputs / jnp.asarray(keep, inputs.dtype), jnp.zeros((), inputs.dtype)
+        )
 
     def _key(self, rngs: Any) -> jax.Array:
         if rngs is None:

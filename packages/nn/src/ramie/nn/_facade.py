@@ -37,7 +37,9 @@ PACKAGES = [
             "UnknownLayerError", "LayerConfigError", "LayerError", "LayerTypeError",
             "dot_product_attention_weights", "flip_sequences", "celu", "glu", "hard_sigmoid",
             "hard_silu", "hard_swish", "hard_tanh", "identity", "log_sigmoid", "logsumexp",
-            "relu6", "selu", "soft_sign", "softplus", "standardize",
+            "relu6", "selu", "soft_sign", "softplus", "standardize", "ACTIVATIONS",
+            "Activation", "BatchOfOneWarning", "ProtectedLayerError", "promote_dtype",
+            "OptimizedLSTMCell",
         ),
     ),
     Package(
@@ -53,7 +55,10 @@ PACKAGES = [
     Package(
         "ramie.training",
         "ramie-training",
-        ("Optimizer", "OptState", "metrics", "EMA", "TrainingError"),
+        (
+            "Optimizer", "OptState", "metrics", "EMA", "TrainingError", "ModelAndOptimizer",
+            "Metric", "MultiMetric",
+        ),
     ),
     Package(
         "ramie.serialization",

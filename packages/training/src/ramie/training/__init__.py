@@ -19,7 +19,7 @@
 >>> for _ in range(200):
 ...     graphdef, params, rest = core.split(model, core.Param, ...)
 ...     loss, grads = jax.value_and_grad(loss_fn)(params)
-...     optimizer.update(grads)
+...     _ = optimizer.update(grads)  # returns the updates, as in Flax NNX
 ...     ema.update()
 ...     loss_avg.update(values=loss)
 >>> round(float(model.a.value), 1), round(float(model.b.value), 1)
@@ -34,7 +34,17 @@ from . import metrics
 from ._ema import EMA
 from ._errors import TrainingError
 from ._opt_state import OptState
-from ._optimizer import Optimizer
+from ._optimizer import ModelAndOptimizer, Optimizer
+from .metrics import Metric, MultiMetric  # top-level too, as in Flax NNX
 
-__all__ = ["EMA", "OptState", "Optimizer", "TrainingError", "metrics"]
+__all__ = [
+    "EMA",
+    "Metric",
+    "ModelAndOptimizer",
+    "MultiMetric",
+    "OptState",
+    "Optimizer",
+    "TrainingError",
+    "metrics",
+]
 __version__: str = _version("ramie-training")

@@ -60,9 +60,52 @@ class EMA(core.Module):
         self.wrt = wrt
         self.averaged = core.clone(model)
 
-    def update(self) -> None:
-        """Move the averages one step towards the model's current parameters."""
-        current = core.state(self.model).flat_state()
+    @property
+    def params(self) -> core.State:
+        """The averages: the ``wrt`` State of ``averaged`` (a snapshot; Flax NNX's ``ema.params``).
+
+        See ``apply_to`` for an example.
+        """
+        return core.state(self.averaged, self.wrt)
+
+    def apply_to(self, model: core.Module) -> core.Module:
+        """The averaged model, with ``model``'s other (non-``wrt``) state copied in.
+
+        Flax NNX's ``ema.apply_to(model)``: the result is ``ema.averaged``
+        itself, so it follows every later ``ema.update()``.
+
+        >>> import jax.numpy as jnp
+        >>> from ramie import core
+        >>> from ramie.training import EMA
+        >>> class Scale(core.Module):
+        ...     def __init__(self):
+        ...         self.w = core.Param(jnp.zeros(()))
+        >>> model = Scale(); ema = EMA(model, decay=0.5)
+        >>> view = ema.apply_to(model)
+        >>> model.w.value = jnp.array(4.0); ema.update(model)
+        >>> float(view.w.value), float(ema.params["w"].value)
+        (2.0, 2.0)
+        """
+        expected = core.state(self.averaged).flat_state()
+        found = core.state(model).flat_state()
+        if expected.keys() != found.keys():
+            raise _errors.TrainingError(
+                _errors.EMA_OTHER_MODEL.format(
+                    found=type(model).__name__,
+                    expected=type(self.model).__name__,
+                    details=_errors.describe_path_difference(list(expected), list(found)),
+                )
+            )
+        core.update(self.averaged, core.state(model, core.Not(self.wrt)))
+        return self.averaged
+
+    def update(self, model: core.Module | None = None) -> None:
+        """Move the averages one step towards the model's current parameters.
+
+        ``model`` defaults to the EMA's own; Flax NNX's form ``ema.update(model)``
+        passes it explicitly (it must have the same structure).
+        """
+        current = core.state(self.model if model is None else model).flat_state()
         averaged = core.state(self.averaged).flat_state()
         if current.keys() != averaged.keys():
             raise _errors.TrainingError(

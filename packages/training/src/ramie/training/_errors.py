@@ -56,6 +56,21 @@ GRADS_FROM_ANOTHER_MODEL = (
     "parameters (first ones):\n{expected}\ngradients (first ones):\n{got}"
 )
 
+GRADS_OF_SUBMODULE = (
+    "Optimizer.update(grads): the {found} gradient paths are those of the submodule "
+    "{submodule!r} of this optimizer's {model} model (e.g. {example!r} is {full!r} in the "
+    "model), so they look like the gradients of model.{attr} rather than of the model. "
+    "Differentiate with respect to the whole model (grad(loss_fn)(model), calling "
+    "model.{attr} inside loss_fn), or build the optimizer on the submodule: "
+    "Optimizer(model.{attr}, tx)."
+)
+
+EMA_OTHER_MODEL = (
+    "EMA.apply_to(model): the {found} model does not have the structure of the {expected} "
+    "model this EMA averages.\n{details}\nPass the model the EMA was created with (or one "
+    "built the same way)."
+)
+
 GRADS_MISMATCH = (
     "Optimizer.update(grads): the gradients do not match the parameters of the {model} "
     "model selected by wrt={wrt}.\n{details}\nDifferentiate with respect to the same "

@@ -4,15 +4,17 @@ A metric is a ``ramie.core.Module`` whose state lives in ``MetricState``
 Variables of fixed shape and dtype. ``update(**values)`` folds a batch in,
 ``compute()`` reads the result, ``reset()`` writes zeros back into the same
 Variables, so a jitted step that updates or resets metrics never recompiles.
-Every metric ignores keyword arguments it does not use, so one call can feed
-many metrics (that is what ``MultiMetric`` does).
+Every metric takes an optional ``mask`` (broadcastable to its values: only
+the elements where it is true count) and rejects keyword arguments it does not
+use, so a misspelt ``maks=`` is an error rather than silently ignored.
+``MultiMetric`` hands each of its metrics only the keywords that metric takes.
 
 >>> import jax.numpy as jnp
 >>> from ramie import core
 >>> from ramie.training.metrics import Average, MetricState
 >>> loss = Average("loss")
->>> loss.update(loss=jnp.array([1.0, 2.0]), step=0)
->>> loss.update(loss=4.0)
+>>> loss.update(loss=jnp.array([1.0, 2.0]))
+>>> loss.update(loss=jnp.array([4.0, 100.0]), mask=jnp.array([True, False]))
 >>> round(float(loss.compute()), 4)
 2.3333
 >>> sorted(core.state(loss, MetricState).flat_state())
@@ -72,6 +74,28 @@ MULTI_METRIC_NOT_A_METRIC = (
 
 MULTI_METRIC_ENTRY = "MultiMetric entry {name!r}: {message}"
 
+UNKNOWN_KEYWORDS = (
+    "{metric}.update() got the keyword argument(s) {unknown}, which it does not use; it takes "
+    "{known}. Remove them, or check their spelling (a misspelt mask= would otherwise be "
+    "silently ignored)."
+)
+
+MULTI_UNKNOWN_KEYWORDS = (
+    "MultiMetric.update() got the keyword argument(s) {unknown}, which none of its metrics "
+    "({names}) uses; together they take {known}. Remove them or check their spelling."
+)
+
+BAD_MASK = (
+    "{metric}.update(): mask of shape {mask} does not broadcast with the shape {shape} of "
+    "{what}. Pass a mask with one entry per element (or broadcastable to it), e.g. of shape "
+    "{shape}."
+)
+
+MULTI_MASK_NAMES = (
+    "MultiMetric.update(mask={{...}}): the mask dict has keys {unknown} that are not metric "
+    "names; the metrics are {names}."
+)
+
 
 class MetricState(core.Variable):
     """The kind of every metric's state.
@@ -102,8 +126,10 @@ class Metric(core.Module):
     """Base class of metrics: ``update(**values)``, ``compute()``, ``reset()``.
 
     Subclasses keep their state in ``MetricState`` Variables created in
-    ``__init__``, ignore keyword arguments they do not use in ``update``, and
-    inherit ``reset``, which zeros every ``MetricState`` attribute in place.
+    ``__init__`` and inherit ``reset``, which zeros every ``MetricState``
+    attribute in place, and ``split``. A subclass that overrides ``keywords()``
+    gets only those keywords from ``MultiMetric`` and can reject others with
+    ``check_keywords``; by default it is handed every keyword.
 
     >>> import jax.numpy as jnp
     >>> from ramie.training.metrics import Metric, MetricState
@@ -120,6 +146,35 @@ class Metric(core.Module):
     >>> m.reset(); float(m.compute())
     0.0
     """
+
+    def keywords(self) -> frozenset[str] | None:
+        """The keyword arguments ``update`` takes, or None when it takes any (the default).
+
+        ``MultiMetric`` passes a metric only these keywords; a subclass that
+        declares them gets unknown keywords rejected by ``check_keywords``.
+        """
+        return None
+
+    def check_keywords(self, values: dict) -> None:
+        """Raise MetricError if ``values`` has a keyword that ``keywords()`` does not list."""
+        known = self.keywords()
+        unknown = sorted(set(values) - known) if known is not None else []
+        if unknown:
+            raise MetricError(
+                UNKNOWN_KEYWORDS.format(
+                    metric=type(self).__name__, unknown=unknown, known=sorted(known)
+                )
+            )
+
+    def split(self, *filters: Any) -> tuple:
+        """``core.split(self, *filters)``: the GraphDef and State(s) of this metric.
+
+        >>> from ramie.training.metrics import Average
+        >>> graphdef, state = Average().split()
+        >>> sorted(state.flat_state())
+        [('count',), ('total',)]
+        """
+        return core.split(self, *filters)
 
     def update(self, **values: Any) -> None:
         """Fold a batch of values into the state."""
@@ -158,26 +213,63 @@ class Average(Metric):
         self.total = MetricState(jnp.zeros((), jnp.float32))
         self.count = MetricState(jnp.zeros((), jnp.int32))
 
+    def keywords(self) -> frozenset[str]:
+        """``{argname, 'mask'}``."""
+        return frozenset((self.argname, "mask"))
+
     def update(self, **values: Any) -> None:
-        """Add the elements of ``values[argname]``; other keyword arguments are ignored."""
+        """Add the elements of ``values[argname]`` where ``mask`` (if given) is true."""
         x = _required(self, values)
-        self.total.value = self.total.value + jnp.sum(x, dtype=jnp.float32)
-        self.count.value = self.count.value + x.size
+        self.check_keywords(values)
+        self._add(*_masked(self, x, values.get("mask"), self.argname))
+
+    def _add(self, x: jax.Array, mask: jax.Array | None) -> None:
+        if mask is None:
+            self.total.value = self.total.value + jnp.sum(x, dtype=jnp.float32)
+            self.count.value = self.count.value + x.size
+            return
+        kept = jnp.where(mask, x, jnp.zeros((), x.dtype))
+        self.total.value = self.total.value + jnp.sum(kept, dtype=jnp.float32)
+        self.count.value = self.count.value + jnp.sum(mask, dtype=jnp.int32)
 
     def compute(self) -> jax.Array:
         """The mean so far (nan before the first update)."""
         return self.total.value / self.count.value
 
 
+def _masked(metric: Metric, x: jax.Array, mask: Any, what: str) -> tuple:
+    """``(x, mask)`` broadcast to their common shape (mask as bools), or a MetricError.
+
+    Without a mask, ``(x, None)``. A scalar value with a per-example mask (a
+    batch's mean loss with the batch's mask) counts once per kept example.
+    """
+    if mask is None:
+        return x, None
+    mask = _array(mask)
+    try:
+        shape = jnp.broadcast_shapes(mask.shape, x.shape)
+    except ValueError:
+        raise MetricError(
+            BAD_MASK.format(
+                metric=type(metric).__name__,
+                mask=tuple(mask.shape),
+                shape=tuple(x.shape),
+                what=what,
+            )
+        ) from None
+    return jnp.broadcast_to(x, shape), jnp.broadcast_to(mask.astype(jnp.bool_), shape)
+
+
 def _required(metric: Average | Welford, values: dict) -> jax.Array:
     """``values[metric.argname]`` as an array, or a MetricError that says how to pass it."""
     if metric.argname in values:
         return _array(values[metric.argname])
+    names = [name for name in values if name != "mask"]
     message = MISSING_VALUES.format(
         metric=type(metric).__name__,
         argname=metric.argname,
         got=_got(values),
-        suggest=next(iter(values)) if len(values) == 1 else "loss",
+        suggest=names[0] if len(names) == 1 else "loss",
     )
     raise MetricError(message)
 
@@ -227,19 +319,32 @@ class Welford(Metric):
         self.mean = MetricState(jnp.zeros((), jnp.float32))
         self.m2 = MetricState(jnp.zeros((), jnp.float32))
 
+    def keywords(self) -> frozenset[str]:
+        """``{argname, 'mask'}``."""
+        return frozenset((self.argname, "mask"))
+
     def update(self, **values: Any) -> None:
-        """Merge the elements of ``values[argname]``; other keyword arguments are ignored."""
+        """Merge the elements of ``values[argname]`` where ``mask`` (if given) is true."""
         x = _required(self, values).astype(jnp.float32)
+        self.check_keywords(values)
+        x, mask = _masked(self, x, values.get("mask"), self.argname)
         if x.size == 0:  # shapes are static under jit, so this is a trace-time branch
             return
-        batch_mean = jnp.mean(x)
-        batch_m2 = jnp.sum(jnp.square(x - batch_mean))
+        if mask is None:
+            n = jnp.asarray(x.size, jnp.float32)
+            batch_mean = jnp.mean(x)
+            batch_m2 = jnp.sum(jnp.square(x - batch_mean))
+        else:
+            n = jnp.sum(mask, dtype=jnp.float32)
+            batch_mean = jnp.sum(jnp.where(mask, x, 0.0)) / jnp.maximum(n, 1.0)
+            batch_m2 = jnp.sum(jnp.where(mask, jnp.square(x - batch_mean), 0.0))
         seen = self.count.value.astype(jnp.float32)
-        total = seen + x.size
+        total = seen + n
+        share = jnp.where(total > 0, n / jnp.maximum(total, 1.0), 0.0)
         delta = batch_mean - self.mean.value
-        self.mean.value = self.mean.value + delta * (x.size / total)
-        self.m2.value = self.m2.value + batch_m2 + jnp.square(delta) * seen * (x.size / total)
-        self.count.value = self.count.value + x.size
+        self.mean.value = self.mean.value + delta * share
+        self.m2.value = self.m2.value + batch_m2 + jnp.square(delta) * seen * share
+        self.count.value = self.count.value + n.astype(jnp.int32)
 
     def compute(self) -> Statistics:
         """``Statistics(mean, var, std, sem)`` of everything seen (all nan before any update)."""
@@ -276,10 +381,15 @@ class Accuracy(Average):
         super().__init__()
         self.threshold = threshold
 
+    def keywords(self) -> frozenset[str]:
+        """``{'logits', 'labels', 'mask'}``."""
+        return frozenset(("logits", "labels", "mask"))
+
     def update(self, **values: Any) -> None:
-        """Count the correct predictions in a batch; other keyword arguments are ignored."""
+        """Count the correct predictions in a batch (only where ``mask``, if given, is true)."""
         if "logits" not in values or "labels" not in values:
             raise MetricError(MISSING_ACCURACY_INPUTS.format(got=_got(values)))
+        self.check_keywords(values)
         logits, labels = _array(values["logits"]), _array(values["labels"])
         if logits.ndim == labels.ndim + 1 and logits.shape[:-1] == labels.shape:
             correct = jnp.argmax(logits, axis=-1) == labels
@@ -292,7 +402,7 @@ class Accuracy(Average):
             raise MetricError(
                 BAD_ACCURACY_SHAPES.format(logits=tuple(logits.shape), labels=tuple(labels.shape))
             )
-        super().update(values=correct)
+        self._add(*_masked(self, correct, values.get("mask"), "the labels"))
 
 
 class MultiMetric(Metric):
@@ -326,11 +436,47 @@ class MultiMetric(Metric):
     def _metrics(self) -> list[tuple[str, Metric]]:
         return [(name, getattr(self, name)) for name in self._names]
 
+    def keywords(self) -> frozenset[str] | None:
+        """Every keyword one of the metrics takes (None if one of them takes any)."""
+        known: set[str] = {"mask"}
+        for _, metric in self._metrics():
+            taken = metric.keywords()
+            if taken is None:
+                return None
+            known |= taken
+        return frozenset(known)
+
     def update(self, **values: Any) -> None:
-        """Pass all ``values`` to every metric."""
+        """Pass every metric the ``values`` it takes.
+
+        ``mask`` is one array for every metric, or a dict ``{metric name:
+        mask}`` (metrics not named there get no mask). A keyword that no
+        metric takes is an error.
+        """
+        known = self.keywords()
+        if known is not None and set(values) - known:
+            raise MetricError(
+                MULTI_UNKNOWN_KEYWORDS.format(
+                    unknown=sorted(set(values) - known),
+                    names=list(self._names),
+                    known=sorted(known),
+                )
+            )
+        mask = values.pop("mask", None)
+        if isinstance(mask, dict) and set(mask) - set(self._names):
+            raise MetricError(
+                MULTI_MASK_NAMES.format(
+                    unknown=sorted(set(mask) - set(self._names)), names=list(self._names)
+                )
+            )
         for name, metric in self._metrics():
+            taken = metric.keywords()
+            given = values if taken is None else {k: v for k, v in values.items() if k in taken}
+            own_mask = mask.get(name) if isinstance(mask, dict) else mask
+            if own_mask is not None:
+                given = {**given, "mask": own_mask}
             try:
-                metric.update(**values)
+                metric.update(**given)
             except MetricError as error:
                 raise MetricError(MULTI_METRIC_ENTRY.format(name=name, message=error)) from error
 

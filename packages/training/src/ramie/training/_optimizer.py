@@ -66,7 +66,7 @@ class Optimizer(core.Module):
     >>> def loss(w):
     ...     return jnp.sum(w ** 2)
     >>> grads = core.State({"w": core.Param(jax.grad(loss)(model.w.value))})
-    >>> optimizer.update(grads)          # w <- w - 0.1 * 2w
+    >>> updates = optimizer.update(grads)  # w <- w - 0.1 * 2w; returns the -0.2w
     >>> model.w.value.tolist(), int(optimizer.step.value)
     ([0.800000011920929, 0.800000011920929, 0.800000011920929], 1)
     """
@@ -90,14 +90,16 @@ class Optimizer(core.Module):
         self.opt_state = _opt_state.wrap(self.tx.init(core.to_pure_dict(params)))
         self._param_paths = _ParamPaths(tuple(params.flat_state()))
 
-    def update(self, *args: Any, **extra: Any) -> None:
-        """Apply one optimization step to the model, in place, and count it.
+    def update(self, *args: Any, **extra: Any) -> Any:
+        """Apply one optimization step to the model, in place, count it, return the updates.
 
         Call it as ``update(grads)`` or ``update(model, grads)`` (the model
         must be the optimizer's own). ``grads`` is the State that
         ``grad``/``value_and_grad`` return for the model; keyword arguments go
         to the optax transformation (e.g. ``value``, ``grad`` and
-        ``value_fn`` for ``optax.lbfgs``'s line search).
+        ``value_fn`` for ``optax.lbfgs``'s line search). The result is what
+        optax computed and was added to the parameters, as the nested dict
+        ``to_pure_dict(state(model, wrt))`` has (Flax NNX returns the same).
         """
         if len(args) == 2:
             model, grads = args
@@ -124,6 +126,7 @@ class Optimizer(core.Module):
         core.update(self.model, params)
         _opt_state.assign(self.opt_state, new_state)
         self.step.value = self.step.value + 1
+        return updates
 
     # -- checks --------------------------------------------------------------
     def _check_model(self, model: Any) -> None:
@@ -154,7 +157,7 @@ class Optimizer(core.Module):
             )
         flat = (grads if isinstance(grads, core.State) else core.State(grads)).flat_state()
         if flat.keys() != flat_params.keys():
-            self._raise_path_mismatch(list(flat_params), list(flat))
+            self._raise_path_mismatch(flat_params, flat)
         values = {}
         wrong = []
         for path, g in flat.items():
@@ -170,9 +173,24 @@ class Optimizer(core.Module):
             )
         return values
 
-    def _raise_path_mismatch(self, expected: list, found: list) -> None:
+    def _raise_path_mismatch(self, params: dict, grads: dict) -> None:
+        expected, found = list(params), list(grads)
         model, wrt = type(self.model).__name__, _groups.filter_name(self.wrt)
         if found and not set(found) & set(expected):
+            prefix = _submodule_prefix(params, grads)
+            if prefix:
+                raise _errors.TrainingError(
+                    _errors.GRADS_OF_SUBMODULE.format(
+                        found=len(found),
+                        submodule=core.format_path(prefix),
+                        model=model,
+                        example=core.format_path(found[0]),
+                        full=core.format_path(prefix + tuple(found[0])),
+                        attr=".".join(
+                            str(k) if isinstance(k, str) else f"[{k}]" for k in prefix
+                        ).replace(".[", "["),
+                    )
+                )
             raise _errors.TrainingError(
                 _errors.GRADS_FROM_ANOTHER_MODEL.format(
                     found=len(found),
@@ -187,3 +205,46 @@ class Optimizer(core.Module):
                 model=model, wrt=wrt, details=_errors.describe_path_difference(expected, found)
             )
         )
+
+
+def _leaf(value: Any) -> Any:
+    return value.value if isinstance(value, core.Variable) else value
+
+
+def _submodule_prefix(params: dict, grads: dict) -> tuple:
+    """The path ``p`` such that every gradient is at ``p + path`` with its shape, or ()."""
+    first = next(iter(grads))
+    for path in params:
+        if len(path) > len(first) and path[len(path) - len(first) :] == first:
+            prefix = path[: len(path) - len(first)]
+            if all(
+                prefix + path in params
+                and np.shape(_leaf(params[prefix + path])) == np.shape(_leaf(g))
+                for path, g in grads.items()
+            ):
+                return prefix
+    return ()
+
+
+class ModelAndOptimizer(Optimizer):
+    """An Optimizer whose ``update`` takes only the gradients: Flax NNX's ``ModelAndOptimizer``.
+
+    ramie's ``Optimizer`` already holds its model (``optimizer.model``) and
+    accepts ``update(grads)``; this class exists so that NNX programs that use
+    the name run unchanged. ``update(grads, **extra)`` returns the updates.
+
+    >>> import jax.numpy as jnp, optax
+    >>> from ramie import core
+    >>> from ramie.training import ModelAndOptimizer
+    >>> class Scale(core.Module):
+    ...     def __init__(self):
+    ...         self.w = core.Param(jnp.ones(2))
+    >>> optimizer = ModelAndOptimizer(Scale(), optax.sgd(0.5))
+    >>> updates = optimizer.update(core.State({"w": core.Param(jnp.ones(2))}))
+    >>> updates["w"].tolist(), optimizer.model.w.value.tolist()
+    ([-0.5, -0.5], [0.5, 0.5])
+    """
+
+    def update(self, grads: Any, **extra: Any) -> Any:  # type: ignore[override]
+        """One step on ``self.model`` from ``grads``; returns the updates."""
+        return super().update(grads, **extra)
