@@ -8,8 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from . import _reprs
+from ._containers import ARRAY_TYPES
+from ._graph import flatten
 from ._module import Module
-from ._tracking import ARRAY_TYPES
+from ._nodes import LIST as _LIST
 from ._variables import Param, Variable
 
 
@@ -81,8 +84,6 @@ def _render(obj, label, depth, lines, seen, path, indent) -> None:
 
 def render_graphdef(graphdef: Any) -> str:
     """A short text description of a GraphDef: its root type and leaf paths."""
-    from ._graph import _LIST
-
     node = graphdef.node
     cls = getattr(node, "cls", None)  # Module and tuple roots name their class
     root = cls.__name__ if cls is not None else ("list" if node.code == _LIST else "dict")
@@ -181,8 +182,6 @@ def summary(obj: Any) -> str:
     >>> "6" in table.splitlines()[-1]
     True
     """
-    from ._graph import flatten
-
     fg = flatten(obj)
     rows: list[tuple[str, ...]] = []
     module_totals: dict[tuple, list[int]] = {}
@@ -236,3 +235,7 @@ def summary(obj: Any) -> str:
     )
     print(text)
     return text
+
+
+# The lower layers print through these (see _reprs).
+_reprs.install(text=render, graphdef=render_graphdef, treescope=treescope_repr)
