@@ -34,7 +34,8 @@ from ._module import Module, set_tracked
 from ._variables import Variable, _snapshot, metadata_key
 
 _ARRAY_NODE = _nodes.ARRAY_NODE
-_KINDS: dict[type, int] = {}
+#: The node kind of each type seen. Bounded, emptied by clear_caches().
+_KINDS = BoundedCache("node kinds", 1024)
 _VALUE_SET = Variable.__dict__["_value"].__set__
 _GET_VALUE = operator.attrgetter("_value")  # Variables' slot and _Slot's property alike
 _CONSUME = collections.deque(maxlen=0).extend  # run an iterator for its side effects
@@ -57,7 +58,7 @@ def _kind_of(t: type) -> int:
             kind = _ARRAY  # abstract arrays (eval_shape) are state like concrete ones
         else:
             kind = _STATIC
-        _KINDS[t] = kind
+        _KINDS.put(t, kind)
     return kind
 
 

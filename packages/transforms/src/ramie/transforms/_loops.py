@@ -25,12 +25,11 @@ class _LoopStatic(NamedTuple):
 def _step(st: _LoopStatic, fun: Callable, carry: tuple) -> tuple:
     """Run ``fun(val)`` on objects rebuilt from ``carry``; the next carry."""
     values, leaves = carry
-    new_graphdef, new_values, _, payload = ga.call_traced(
-        st.name, fun, st.graphdef, st.spec, values, leaves
-    )
-    if new_graphdef is not None:
+    traced = ga.call_traced(st.name, fun, st.graphdef, st.spec, values, leaves)
+    if traced.graphdef is not None:
         raise _errors.StructureChangedError(_errors.SCAN_NEW_STATE.replace("scan", st.name))
-    new_leaves = carry_leaves(payload, st.template, st.name)
+    new_values = traced.values
+    new_leaves = carry_leaves(traced.payload, st.template, st.name)
     changed = aval_changes(st.labels, [*values, *leaves], [*new_values, *new_leaves])
     if changed:
         raise _errors.CarryError(
@@ -42,7 +41,7 @@ def _step(st: _LoopStatic, fun: Callable, carry: tuple) -> tuple:
 def _peek(st: _LoopStatic, fun: Callable, carry: tuple) -> Any:
     """``fun(val)`` on objects rebuilt from ``carry``, without keeping mutations."""
     values, leaves = carry
-    return ga.call_traced(st.name, fun, st.graphdef, st.spec, values, leaves)[3]
+    return ga.call_traced(st.name, fun, st.graphdef, st.spec, values, leaves).payload
 
 
 class _Loop:
