@@ -174,14 +174,14 @@ def check_aliasing(
             k = position.get(id(ref))
             if k is None or want == specs[k]:
                 continue
-            here = "/".join([names[pos], *map(str, path[1:])])
+            _, *inside = path  # the first key is the object's index
+            here = "/".join([names[pos], *map(str, inside)])
             there = fg.paths[k]
-            there = "/".join([objects[there[0]], *map(str, there[1:])])
             raise _aliased(
                 transform,
                 option,
-                f"the {type(ref).__name__} at '{there}' (also '{here}')",
-                f"{objects[fg.paths[k][0]]} gives it {specs[k]!r}",
+                f"the {type(ref).__name__} at '{ga.path_name(objects, there)}' (also '{here}')",
+                f"{objects[there[0]]} gives it {specs[k]!r}",
                 f"{names[pos]} gives it {want!r}",
             )
 

@@ -135,6 +135,16 @@ def object_names(spec: CallSpec, count: int) -> list[str]:
     return names
 
 
+def path_name(names: Sequence[str], path: tuple) -> str:
+    """A leaf path of joined objects (its first key the object's index) as ``args[0]/w``.
+
+    >>> path_name(["args[0]", "kwargs['opt']"], (1, "step"))
+    "kwargs['opt']/step"
+    """
+    root, *rest = path
+    return "/".join([names[root], *map(str, rest)])
+
+
 def arg_positions(spec: CallSpec) -> list:
     """For each flat position of an ``(args, kwargs)`` spec: its argument index or name."""
     treedef = spec.treedef
@@ -185,10 +195,9 @@ def describe_changes(before: core.GraphDef, after: core.GraphDef, names: Sequenc
 def _name_changes(found: list, names: Sequence[str]) -> list[str]:
     out = []
     for c in found:
-        path = c.path
-        if path and isinstance(path[0], int) and path[0] < len(names) and names[path[0]]:
-            where = "/".join([names[path[0]], *map(str, path[1:])])
-            out.append(f"'{where}': {c.kind} {c.detail}")
+        root = c.path[0] if c.path else None
+        if isinstance(root, int) and root < len(names) and names[root]:
+            out.append(f"'{path_name(names, c.path)}': {c.kind} {c.detail}")
         else:
             out.append(str(c))
     return out

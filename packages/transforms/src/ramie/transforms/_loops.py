@@ -50,10 +50,8 @@ class _Loop:
     def __init__(self, name: str, init_val: Any):
         self.ex = ex = ga.Extracted(((init_val,), {}))
         template = jax.tree_util.tree_structure(ga.as_exported(init_val, ex.objs))
-        names = ga.object_names(ex.spec, len(ex.objs))
-        labels = [
-            "/".join([names[p[0]].replace("args[0]", "val"), *map(str, p[1:])]) for p in ex.fg.paths
-        ] + [
+        names = [n.replace("args[0]", "val") for n in ga.object_names(ex.spec, len(ex.objs))]
+        labels = [ga.path_name(names, p) for p in ex.fg.paths] + [
             "val" + jax.tree_util.keystr(path)
             for path, x in jax.tree_util.tree_flatten_with_path(init_val, is_leaf=ga.is_graph)[0]
             if not isinstance(x, ga.GRAPH_TYPES)

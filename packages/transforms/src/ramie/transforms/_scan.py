@@ -202,7 +202,7 @@ def _scanned_axes(axes: list) -> list:
 def _carry_labels(ex: ga.Extracted, v_axes: list, args: tuple, carry_arg: int | None) -> list:
     names = ga.object_names(ex.spec, len(ex.objs))
     labels = [
-        "/".join([names[p[0]], *map(str, p[1:])])
+        ga.path_name(names, p)
         for p, a in zip(ex.fg.paths, v_axes, strict=True)
         if not _is_scanned(a)
     ]

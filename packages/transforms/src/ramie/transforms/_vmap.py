@@ -80,7 +80,7 @@ def vmap(
             old, added = _split_added(fg.graphdef, traced.graphdef, traced.values)
             names = ga.object_names(ex.spec, len(ex.objs))
             changed_broadcast[:] = [
-                "'" + "/".join([names[p[0]], *map(str, p[1:])]) + "'"
+                f"'{ga.path_name(names, p)}'"
                 for p, a, new, v in zip(fg.paths, v_axes, old, values, strict=True)
                 if a is None and new is not v
             ]
