@@ -189,7 +189,8 @@ class _Jitted:
             self._signatures = _AlwaysGeneral()
 
     # The traced function, with its ``layout`` bound (see _make_jit). Without donation
-    # ``a, b`` are (values, leaves); with it, the donated and the kept ``ga.Leaves``.
+    # ``a, b`` are (values, leaves); with it, the donated and the kept such pairs
+    # (plain tuples: JAX flattens a NamedTuple argument more slowly on every call).
     #
     # It returns a plain pair ``(changed, payload)`` (see ``Restructured``): JAX
     # rebuilds a plain tuple without calling Python, and the caller unpacks it by name.
@@ -301,7 +302,7 @@ class _Jitted:
         if mode == _NO_DONATION:
             changed, payload = layout.jitted(values, leaves)
         elif mode == _DONATE_OBJECTS:
-            changed, payload = layout.jitted(ga.Leaves(values, []), ga.Leaves([], leaves))
+            changed, payload = layout.jitted((values, []), ([], leaves))
         else:
             changed, payload = layout.jitted(*_partition(layout.dmask, values, leaves))
         return self._finish(changed, payload, fg, objs)
@@ -433,11 +434,15 @@ def _split(mask, items) -> tuple[list, list]:
     )
 
 
-def _partition(dmask: DonationMask, values, leaves) -> tuple[ga.Leaves, ga.Leaves]:
-    """The donated and the kept inputs of a call."""
+def _partition(dmask: DonationMask, values, leaves) -> tuple[tuple, tuple]:
+    """The donated and the kept inputs of a call, each a plain ``(values, leaves)`` pair.
+
+    Plain tuples, not ``ga.Leaves``: they are the compiled function's arguments, and
+    JAX flattens a NamedTuple more slowly on every call (measured: +1 µs per step).
+    """
     dv, kv = _split(dmask.values, values)
     dl, kl = _split(dmask.leaves, leaves)
-    return ga.Leaves(dv, dl), ga.Leaves(kv, kl)
+    return (dv, dl), (kv, kl)
 
 
 def _merge(mask, donated, kept) -> list:
@@ -445,8 +450,9 @@ def _merge(mask, donated, kept) -> list:
     return [next(d) if m else next(k) for m in mask]
 
 
-def _interleave(dmask: DonationMask, donated: ga.Leaves, kept: ga.Leaves) -> ga.Leaves:
-    """The inputs back in order from ``_partition``'s two parts."""
+def _interleave(dmask: DonationMask, donated: tuple, kept: tuple) -> ga.Leaves:
+    """The inputs back in order from ``_partition``'s two ``(values, leaves)`` pairs."""
+    donated, kept = ga.Leaves(*donated), ga.Leaves(*kept)
     return ga.Leaves(
         _merge(dmask.values, donated.values, kept.values),
         _merge(dmask.leaves, donated.leaves, kept.leaves),
@@ -483,7 +489,7 @@ def _inner_shardings(in_shardings, fg, objs, spec, dmask):
     if mode == _NO_DONATION:
         return values, leaves
     if mode == _DONATE_OBJECTS:
-        return ga.Leaves(values, []), ga.Leaves([], leaves)
+        return (values, []), ([], leaves)
     return _partition(dmask, values, leaves)
 
 
