@@ -174,7 +174,7 @@ def main() -> None:
     assert jax.tree.all(jax.tree.map(lambda a, b: bool((a == b).all()), s2, state))
 
     def cold_split():
-        core._tracking.bump()  # invalidate the structure cache
+        core._containers.bump()  # invalidate the structure cache
         core.split(model)
 
     medians = interleaved_medians(

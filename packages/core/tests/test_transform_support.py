@@ -45,7 +45,7 @@ def test_frame_owns_variables_created_inside_and_allows_their_mutation():
     )
     assert "Pass the object that holds it" in message
     np.testing.assert_array_equal(outside.value, np.zeros(2))
-    assert core._tracking.FRAMES == []
+    assert core._frames.FRAMES == []
 
 
 def test_frame_allows_concrete_values_and_owned_copies():
@@ -83,7 +83,7 @@ def test_frame_is_popped_when_the_block_raises():
     with pytest.raises(ZeroDivisionError):
         with extend.transform_frame("scan"):
             raise ZeroDivisionError
-    assert core._tracking.FRAMES == []
+    assert core._frames.FRAMES == []
 
 
 def test_graph_changes_names_paths_and_what_changed():

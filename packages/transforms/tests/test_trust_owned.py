@@ -52,4 +52,4 @@ def test_objects_merged_inside_a_transform_are_owned_only_there():
     np.testing.assert_array_equal(jax.jit(f)(jnp.ones(3)), np.ones(3))
     outside = core.merge(gd, st)  # no frame: nothing to own, nothing refused
     outside.bias.value = jnp.ones(3)
-    assert core._tracking.frames() == []
+    assert core._frames.frames() == []

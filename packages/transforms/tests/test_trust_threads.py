@@ -81,7 +81,7 @@ def test_transforms_traced_concurrently_in_threads_are_correct(kinds):
             assert got == pytest.approx(expected), (kind, i)
             assert count == 1.0, (kind, i)  # the mutation reached the caller's object
             assert w == pytest.approx(w_expected), (kind, i)
-    assert core._tracking.ACTIVE == [0]
+    assert core._frames.ACTIVE == [0]
 
 
 def test_a_captured_mutation_is_still_refused_in_a_thread_while_another_traces():
@@ -120,7 +120,7 @@ def test_frames_of_one_thread_are_invisible_to_another():
     t.start()
     inside.wait(timeout=60)
     try:
-        seen.append(list(core._tracking.frames()))
+        seen.append(list(core._frames.frames()))
         p = core.Param(jnp.zeros(2))  # not owned by the other thread's frame
         jax.jit(lambda x: x)(jnp.ones(2))
         p.value = jnp.ones(2)

@@ -14,6 +14,12 @@
 (1, 3)
 
 Authors of transforms over ramie objects: see ``ramie.core.extend``.
+
+The modules are layered: each imports only modules listed before it in
+``_LAYERS`` (at the top of the file, never inside a function), so each can be
+read knowing only the ones above it in that list. Lower layers print through
+hooks (``_reprs``) that ``_display``, near the top, fills in.
+``tests/test_layers.py`` checks this.
 """
 
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
@@ -24,6 +30,7 @@ from ._api import clone, graphdef, merge, pop, split, state, update
 from ._caches import clear_caches
 from ._capture import ClosureReadWarning
 from ._capture import closure_read_hook as closure_read_hook  # for transform authors
+from ._containers import Dict, List
 from ._diff import Change
 from ._diff import changes as graph_changes
 from ._display import display, render, summary, tabulate
@@ -50,9 +57,40 @@ from ._graph import GraphDef, flatten, unflatten
 from ._module import Module
 from ._rngs import RngCount, RngKey, Rngs, RngState, RngStream
 from ._state import State, replace_by_pure_dict, to_pure_dict
-from ._tracking import Dict, List
 from ._variables import BatchStat, Cache, Intermediate, Param, Variable
 from ._verify import check_structure
+
+#: Core's modules from the bottom up: a module imports only modules before it.
+_LAYERS = (
+    # foundations: import no other core module
+    "_errors",  # error types and message templates
+    "_caches",  # bounded caches, clear_caches()
+    "_nodes",  # graph node records
+    "_reprs",  # repr hooks, filled in by _display
+    "_frames",  # per-thread transform frames
+    # rules for what a Module may hold
+    "_statics",  # static (non-array) attribute values
+    "_plainjax",  # Modules meeting plain JAX transformations
+    "_containers",  # the structure version; tracked List / Dict
+    "_filters",  # Variable filters
+    # the objects
+    "_variables",
+    "_state",
+    "_module",
+    "_rngs",
+    # graphs: flatten / unflatten and their checks
+    "_codegen",
+    "_graph",
+    "_capture",
+    "_diff",
+    "_verify",
+    # the functional API
+    "_api",
+    "_functional",
+    # on top: showing objects, the seam for transform authors
+    "_display",
+    "extend",
+)
 
 try:
     __version__ = _version("ramie-core")

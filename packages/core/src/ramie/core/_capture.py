@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _errors
+from ._graph import walk
 from ._module import Module
 from ._variables import Variable
 
@@ -47,8 +48,6 @@ def _captured_values(fun: Any):
 
 
 def _path_of(fun: Any, variable: Variable) -> str:
-    from ._graph import walk
-
     for name, value in _captured_values(fun):
         if value is variable:
             return f" (the captured `{name}`)"

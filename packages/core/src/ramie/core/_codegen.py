@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._caches import BoundedCache
+from ._containers import Dict, List, _rebuild_tuple
 from ._module import _SET_TRACKED as SET_TRACKED
 from ._nodes import ARRAY, DICT, LIST, MODULE, REF, STATIC, TUPLE, VAR
 from ._state import State
-from ._tracking import Dict, List, _rebuild_tuple
 from ._variables import Variable, _snapshot, make_variable
 
 _SERIAL = itertools.count()

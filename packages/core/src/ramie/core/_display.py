@@ -6,10 +6,15 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+import jax
 import numpy as np
 
+from . import _reprs
+from ._api import merge, split
+from ._containers import ARRAY_TYPES
+from ._graph import flatten
 from ._module import Module
-from ._tracking import ARRAY_TYPES
+from ._nodes import LIST as _LIST
 from ._variables import Param, Variable
 
 
@@ -91,8 +96,6 @@ def _render(obj, label, depth, lines, seen, path, indent) -> None:
 
 def render_graphdef(graphdef: Any) -> str:
     """A short text description of a GraphDef: its root type and leaf paths."""
-    from ._graph import _LIST
-
     node = graphdef.node
     cls = getattr(node, "cls", None)  # Module and tuple roots name their class
     root = cls.__name__ if cls is not None else ("list" if node.code == _LIST else "dict")
@@ -215,8 +218,6 @@ def summary(obj: Any) -> str:
     >>> "6" in table.splitlines()[-1]
     True
     """
-    from ._graph import flatten
-
     fg = flatten(obj)
     rows: list[tuple[str, ...]] = []
     module_totals: dict[tuple, list[int]] = {}
@@ -273,8 +274,6 @@ def summary(obj: Any) -> str:
 
 def _shapes(tree: Any) -> str:
     """``float32[2,3]`` for every array leaf of ``tree``, comma-separated."""
-    import jax
-
     leaves = jax.tree.leaves(tree)
     text = [
         f"{leaf.dtype}[{','.join(map(str, leaf.shape))}]" if hasattr(leaf, "shape") else repr(leaf)
@@ -289,10 +288,6 @@ def _record_calls(obj: Module, method: str, args: tuple, kwargs: dict) -> dict[t
     Runs under ``jax.eval_shape`` on a functional copy, so nothing is computed
     and ``obj`` is not changed. Each module class is wrapped for the duration.
     """
-    import jax
-
-    from ._api import merge, split
-
     graphdef, state = split(obj)
     calls: dict[tuple, tuple] = {}
     classes = {type(m) for _, m in obj.iter_modules()}
@@ -357,8 +352,6 @@ def tabulate(
     a     Dense  float32[4,2]  float32[4,3]  6 (24 B)
     b     Dense  float32[4,3]  float32[4,1]  3 (12 B)
     """
-    from ._graph import flatten
-
     calls = _record_calls(obj, method, inputs, kwargs) if (inputs or kwargs) else {}
     fg = flatten(obj)
     kinds: list[type] = []
@@ -389,3 +382,7 @@ def tabulate(
     )
     print(text)
     return text
+
+
+# The lower layers print through these (see _reprs).
+_reprs.install(text=render, graphdef=render_graphdef, treescope=treescope_repr)

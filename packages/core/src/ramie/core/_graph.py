@@ -4,7 +4,7 @@
 structure (with shared references and cycles) in a hashable ``GraphDef``, and
 keeps a reference to every leaf: each Variable, and a slot for each raw
 array attribute. The result is cached per root object and reused until the
-structure version changes (see ``_tracking``), so repeated ``split``/
+structure version changes (see ``_containers``), so repeated ``split``/
 ``update`` calls and transforms never re-walk an unchanged graph.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import jax
 
-from . import _codegen, _errors, _nodes, _statics, _tracking
+from . import _codegen, _containers, _errors, _frames, _nodes, _reprs, _statics
 from ._caches import BoundedCache
 from ._codegen import ARRAY as _ARRAY
 from ._codegen import DICT as _DICT
@@ -29,12 +29,13 @@ from ._codegen import STATIC as _STATIC
 from ._codegen import TUPLE as _TUPLE
 from ._codegen import VAR as _VAR
 from ._codegen import rebuild_tuple as _rebuild_tuple
+from ._containers import Dict, List
 from ._module import Module, set_tracked
-from ._tracking import Dict, List
 from ._variables import Variable, _snapshot, metadata_key
 
 _ARRAY_NODE = _nodes.ARRAY_NODE
-_KINDS: dict[type, int] = {}
+#: The node kind of each type seen. Bounded, emptied by clear_caches().
+_KINDS = BoundedCache("node kinds", 1024)
 _VALUE_SET = Variable.__dict__["_value"].__set__
 _GET_VALUE = operator.attrgetter("_value")  # Variables' slot and _Slot's property alike
 _CONSUME = collections.deque(maxlen=0).extend  # run an iterator for its side effects
@@ -53,11 +54,11 @@ def _kind_of(t: type) -> int:
             kind = _DICT
         elif issubclass(t, tuple):
             kind = _TUPLE
-        elif issubclass(t, (*_tracking.ARRAY_TYPES, jax.core.Tracer, jax.ShapeDtypeStruct)):
+        elif issubclass(t, (*_containers.ARRAY_TYPES, jax.core.Tracer, jax.ShapeDtypeStruct)):
             kind = _ARRAY  # abstract arrays (eval_shape) are state like concrete ones
         else:
             kind = _STATIC
-        _KINDS[t] = kind
+        _KINDS.put(t, kind)
     return kind
 
 
@@ -166,9 +167,7 @@ class GraphDef:
         return type(other) is GraphDef and self._hash == other._hash and self.node == other.node
 
     def __repr__(self) -> str:
-        from ._display import render_graphdef
-
-        return render_graphdef(self)
+        return _reprs.graphdef(self)
 
 
 jax.tree_util.register_pytree_node(GraphDef, lambda g: ((), g), lambda g, _: g)
@@ -213,7 +212,7 @@ class FlatGraph:
 
     def is_current(self) -> bool:
         """True while no structural change happened anywhere since the walk."""
-        return self.version == _tracking._VERSION[0]
+        return self.version == _containers._VERSION[0]
 
     def values(self) -> list:
         """The current value of every leaf (Variables unwrapped), in ``paths`` order."""
@@ -237,7 +236,7 @@ class FlatGraph:
             )
 
         states = _codegen.cached(("states", graphdef, assignment, count), make)(self.refs)
-        frame = _tracking.current_frame()
+        frame = _frames.current_frame()
         if frame is not None:  # the copies are new objects, owned by the running transform
             leaves = (v for s in states for v in s.flat_state().values())
             frame.own(v for v in leaves if isinstance(v, Variable))
@@ -327,13 +326,13 @@ def flatten(obj: Any) -> FlatGraph:
         # A cached entry is evicted as soon as one of its roots dies, so a hit on the
         # ids is a hit on these very objects: no need to check their types first.
         fg = _CACHE.get(tuple(map(id, obj)))
-        if fg is not None and fg.version == _tracking._VERSION[0]:
+        if fg is not None and fg.version == _containers._VERSION[0]:
             if check is None or check(fg):
                 return fg
     key = _root_key(obj)
     if key is not None:
         fg = _CACHE.get(key)
-        if fg is not None and fg.version == _tracking._VERSION[0]:
+        if fg is not None and fg.version == _containers._VERSION[0]:
             if check is None or check(fg):
                 return fg
     fg = walk(obj)
@@ -349,7 +348,7 @@ def flatten(obj: Any) -> FlatGraph:
 
 def walk(obj: Any) -> FlatGraph:
     """Walk ``obj`` afresh (no cache lookup, nothing stored): a new FlatGraph."""
-    version = _tracking._VERSION[0]
+    version = _containers._VERSION[0]
     ids: dict[int, int] = {}
     paths: list = []
     refs: list = []
@@ -479,7 +478,7 @@ def _container_cycle(obj) -> tuple | None:
         sys.setrecursionlimit(limit)
 
 
-_TRACKED_HOLDERS = (List, Dict, _tracking.Attributes)
+_TRACKED_HOLDERS = (List, Dict, _containers.Attributes)
 
 
 def _in_tracked(holder) -> bool:
@@ -521,8 +520,8 @@ def unflatten(graphdef: GraphDef, leaves: Sequence) -> Any:
         )
     build = _codegen.cached(("build", graphdef), lambda: _codegen.object_builder(graphdef.node))
     out = build(leaves)
-    if _tracking.ACTIVE[0]:
-        frame = _tracking.current_frame()
+    if _frames.ACTIVE[0]:
+        frame = _frames.current_frame()
         if frame is not None:  # built inside a transform: its objects may be mutated there
             frame.own(_variables_of(out))
     return out

@@ -13,13 +13,13 @@ from typing import Any
 
 import jax
 
-from . import _errors, _plainjax, _statics, _tracking
+from . import _containers, _errors, _plainjax, _reprs, _statics
 from ._variables import Variable
 
 _MISSING = object()
-_needs_tracking = _tracking.needs_tracking
+_needs_tracking = _containers.needs_tracking
 _static_ok = _statics.is_ok
-_is_array_swap = _tracking.is_array_swap
+_is_array_swap = _containers.is_array_swap
 
 
 class Module:
@@ -64,7 +64,7 @@ class Module:
 
     def __setattr__(self, name: str, value: Any) -> None:
         if _needs_tracking(value):
-            value = _tracking.track(value, self, name)
+            value = _containers.track(value, self, name)
         elif not _static_ok(type(value)):
             if isinstance(value, jax.core.Tracer):
                 _check_tracer(self, name)
@@ -73,23 +73,19 @@ class Module:
         if self._ramie_tracked:
             old = self.__dict__.get(name, _MISSING)
             if old is not value and not _is_array_swap(old, value):
-                _tracking.bump()
+                _containers.bump()
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
         if self._ramie_tracked:
-            _tracking.bump()
+            _containers.bump()
         object.__delattr__(self, name)
 
     def __treescope_repr__(self, path, subtree_renderer):
-        from ._display import treescope_repr
-
-        return treescope_repr(self, path, subtree_renderer)
+        return _reprs.treescope(self, path, subtree_renderer)
 
     def __repr__(self) -> str:
-        from ._display import render
-
-        return render(self)
+        return _reprs.text(self)
 
     # -- traversal -----------------------------------------------------------
     def iter_modules(self) -> Iterator[tuple[tuple, Module]]:
@@ -218,7 +214,7 @@ def _check_tracer(module: Module, name: str) -> None:
         _plainjax.refuse_tracer(module, name)
 
 
-_statics.exempt(Module, Variable, *_tracking.ARRAY_TYPES)
+_statics.exempt(Module, Variable, *_containers.ARRAY_TYPES)
 _SET_DICT = Module.__dict__["__dict__"].__set__
 
 
@@ -231,9 +227,9 @@ def set_tracked(obj: Module) -> dict:
     """
     _SET_TRACKED(obj, True)
     d = obj.__dict__
-    if type(d) is not _tracking.Attributes:
-        items = {k: _tracking.track(v, obj, k) for k, v in d.items()}
-        d = _tracking.make_attributes(obj, items)
+    if type(d) is not _containers.Attributes:
+        items = {k: _containers.track(v, obj, k) for k, v in d.items()}
+        d = _containers.make_attributes(obj, items)
         _SET_DICT(obj, d)
     return d
 

@@ -52,6 +52,29 @@ def outside_any_trace() -> bool:
     return isinstance(_TRACE_CTX.trace, _EVAL_TRACE)
 
 
+def tracer_is_dead(x) -> bool:
+    """True when ``x`` is a tracer whose transformation is no longer running.
+
+    Outside every transformation no tracer is alive. Inside one, a tracer is
+    alive when its trace is the current trace or one of its parents. JAX has no
+    public API for this; on a JAX without these internals, nothing is reported.
+    """
+    trace = getattr(x, "_trace", None)
+    is_valid = getattr(trace, "is_valid", None)
+    if is_valid is not None and not is_valid():
+        return True
+    if _TRACE_CTX is None:  # pragma: no cover - other JAX internals
+        return False
+    current = _TRACE_CTX.trace
+    if isinstance(current, _EVAL_TRACE):
+        return True
+    while current is not None:
+        if current is trace:
+            return False
+        current = getattr(current, "parent_trace", None)
+    return False
+
+
 def refuse_tracer(module: Any, name: str) -> None:
     """Raise for a tracer assigned to ``module.name`` when ``module`` was made outside."""
     raise _errors.ModuleInJaxError(

@@ -13,7 +13,7 @@ from typing import Any
 
 import jax
 
-from . import _errors
+from . import _errors, _reprs
 from ._filters import Filter, Path, to_predicate
 from ._variables import Variable, check_leaf
 
@@ -66,9 +66,7 @@ class State(dict):
         dict.__setitem__(self, key, _as_state(value))
 
     def __repr__(self) -> str:
-        from ._display import render
-
-        return render(self)
+        return _reprs.text(self)
 
     # -- flat views ----------------------------------------------------------
     def flat_state(self) -> dict[Path, Any]:

@@ -18,9 +18,11 @@ import types
 import jax
 
 from . import _errors
+from ._caches import BoundedCache
 
 _ALWAYS_OK = (type, enum.Enum, types.FunctionType, types.MethodType, types.ModuleType)
-_OK: dict[type, bool] = {}
+#: Per type seen: may its instances be static? Bounded, emptied by clear_caches().
+_OK = BoundedCache("static types", 1024)
 #: Types that are never static (Variables, Modules, arrays): registered by their modules.
 NOT_STATIC: list[type] = []
 
@@ -62,7 +64,7 @@ def is_ok(t: type) -> bool:
     """
     ok = _OK.get(t)
     if ok is None:
-        ok = _OK[t] = _classify(t)
+        ok = _OK.put(t, _classify(t))
     return ok
 
 

@@ -13,39 +13,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import _errors, _tracking
+from . import _containers, _errors, _frames, _plainjax, _reprs
 from ._caches import BoundedCache
 
 _MISSING = object()
-_ACTIVE = _tracking.ACTIVE  # frames open in any thread (see _tracking)
+_ACTIVE = _frames.ACTIVE  # frames open in any thread (see _frames)
 _OWN = frozenset({"_value", "_metadata", "value"})
 _EMPTY: dict = {}
-
-
-def _tracer_is_dead(x) -> bool:
-    """True when ``x`` is a tracer whose transformation is no longer running.
-
-    Outside every transformation no tracer is alive. Inside one, a tracer is
-    alive when its trace is the current trace or one of its parents. JAX has no
-    public API for this; on a JAX without these internals, nothing is reported.
-    """
-    trace = getattr(x, "_trace", None)
-    is_valid = getattr(trace, "is_valid", None)
-    if is_valid is not None and not is_valid():
-        return True
-    try:
-        from jax._src import core as jax_core
-
-        current = jax_core.trace_ctx.trace
-        if isinstance(current, jax_core.EvalTrace):
-            return True
-        while current is not None:
-            if current is trace:
-                return False
-            current = getattr(current, "parent_trace", None)
-    except (ImportError, AttributeError):  # pragma: no cover - other JAX internals
-        pass
-    return False
 
 
 def _leaf_ok(x) -> bool:
@@ -108,7 +82,7 @@ class Variable:
             _check_hashable(name, item)
         object.__setattr__(self, "_metadata", metadata or _EMPTY)
         if _ACTIVE[0]:
-            _tracking.owned_by_frame(self)
+            _frames.owned_by_frame(self)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -120,8 +94,8 @@ class Variable:
         """The boxed value."""
         v = self._value
         if _ACTIVE[0]:
-            _tracking.read_outside(self)
-        if isinstance(v, jax.core.Tracer) and _tracer_is_dead(v):
+            _frames.read_outside(self)
+        if isinstance(v, jax.core.Tracer) and _plainjax.tracer_is_dead(v):
             raise _errors.TraceLeakError(_errors.TRACE_LEAK.format(kind=type(self).__name__))
         return v
 
@@ -129,7 +103,7 @@ class Variable:
     def value(self, new: Any) -> None:
         check_leaf(new, type(self).__name__)
         if _ACTIVE[0] and isinstance(new, jax.core.Tracer):
-            frame = _tracking.current_frame()
+            frame = _frames.current_frame()
             if frame is not None and id(self) not in frame.owned:
                 _captured_mutation(self, new, frame.name)
         object.__setattr__(self, "_value", new)
@@ -157,7 +131,7 @@ class Variable:
             return
         _check_hashable(name, item)
         object.__setattr__(self, "_metadata", {**self._metadata, name: item})
-        _tracking.bump()
+        _containers.bump()
 
     def replace(self, value: Any = _MISSING, **metadata: Any) -> Variable:
         """Return a new Variable of the same kind with ``value``/metadata replaced.
@@ -180,7 +154,7 @@ class Variable:
             new, "_metadata", {**self._metadata, **metadata} if metadata else self._metadata
         )
         if _ACTIVE[0]:
-            _tracking.owned_by_frame(new)
+            _frames.owned_by_frame(new)
         return new
 
     def copy(self) -> Variable:
@@ -244,9 +218,7 @@ class Variable:
             self.value = current
 
     def __treescope_repr__(self, path, subtree_renderer):
-        from ._display import treescope_repr
-
-        return treescope_repr(self, path, subtree_renderer)
+        return _reprs.treescope(self, path, subtree_renderer)
 
     def __repr__(self) -> str:
         v = self._value
@@ -282,7 +254,7 @@ def _snapshot(v: Variable) -> Variable:
     _set_value(new, v._value)
     _set_metadata(new, v._metadata)
     if _ACTIVE[0]:
-        _tracking.owned_by_frame(new)
+        _frames.owned_by_frame(new)
     return new
 
 
@@ -300,7 +272,7 @@ def make_variable(cls: type, value: Any, metadata_items: tuple) -> Variable:
     _set_value(new, value)
     _set_metadata(new, dict(metadata_items) if metadata_items else _EMPTY)
     if _ACTIVE[0]:
-        _tracking.owned_by_frame(new)
+        _frames.owned_by_frame(new)
     return new
 
 
@@ -365,7 +337,7 @@ def _register(cls: type) -> None:
         _set_value(new, children[0])
         _set_metadata(new, _metadata_dict(md) if md else _EMPTY)
         if _ACTIVE[0]:
-            _tracking.owned_by_frame(new)
+            _frames.owned_by_frame(new)
         return new
 
     jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)

@@ -68,9 +68,9 @@ from typing import Any
 
 from ._caches import register_external as _register_external
 from ._capture import closure_read_hook
+from ._containers import version as structure_version
+from ._frames import Frame, current_frame, transform_frame
 from ._graph import FlatGraph, GraphDef, flatten, unflatten
-from ._tracking import Frame, current_frame, transform_frame
-from ._tracking import version as structure_version
 from ._variables import Variable
 
 __all__ = [

@@ -49,7 +49,7 @@ class _DiffCall:
         self.argnums = tuple(i % len(args) for i in argnums)
         self.ex = ex = ga.Extracted((args, kwargs))
         positions = ga.arg_positions(ex.spec)
-        slots = ex.spec[1]
+        slots = ex.spec.slots
         # Objects (first appearance) and plain leaves, by the argument they came from;
         # ``items[a]``: argument a's flat items as (object slot or -1, plain leaf index).
         self.obj_arg: list = [None] * len(ex.objs)
@@ -89,15 +89,15 @@ class _DiffCall:
         leaves = self.ex.leaves
         dv, kv = _split(self.vmask, values)
         dl, kl = _split(self.lmask, leaves)
-        return (dv, dl), (kv, kl)
+        return ga.Leaves(dv, dl), ga.Leaves(kv, kl)
 
     def traced(self, fun: Callable, has_aux: bool) -> Callable:
         """The pure function of (differentiated, kept) leaves that JAX differentiates."""
         graphdef, spec = self.ex.fg.graphdef, self.ex.spec
 
-        def pure(diff, kept):
-            values = _join(self.vmask, diff[0], kept[0])
-            leaves = _join(self.lmask, diff[1], kept[1])
+        def pure(diff: ga.Leaves, kept: ga.Leaves):
+            values = _join(self.vmask, diff.values, kept.values)
+            leaves = _join(self.lmask, diff.leaves, kept.leaves)
             with extend.transform_frame(self.name) as frame:
                 objs = ga.enter(frame, graphdef, values)
                 args, kwargs = ga.rebuild(spec, objs, leaves)
@@ -114,15 +114,14 @@ class _DiffCall:
                 else:
                     aux = None
                 meta, payload = ga.export(aux, objs)
-            return out, (new_graphdef, new_values, meta, payload)
+            return out, ga.Traced(new_graphdef, new_values, meta, payload)
 
         return pure
 
-    def finish(self, extra) -> Any:
+    def finish(self, extra: ga.Traced) -> Any:
         """Write mutations back; return the user's aux output."""
-        new_graphdef, new_values, meta, payload = extra
-        ga.propagate(self.ex.fg, self.ex.objs, new_graphdef, new_values)
-        return ga.import_(meta, payload, self.ex.objs)
+        ga.propagate(self.ex.fg, self.ex.objs, extra.graphdef, extra.values)
+        return ga.import_(extra.meta, extra.payload, self.ex.objs)
 
     def grads(self, diff_grads) -> Any:
         """Per argnum, gradients shaped like the argument.
@@ -130,10 +129,9 @@ class _DiffCall:
         A Module becomes a State of its differentiated leaves, a Variable the
         same kind of Variable holding its gradient, a plain leaf its gradient.
         """
-        gv, gl = diff_grads
         fg = self.ex.fg
-        by_position = dict(zip(self.diff_positions, gv, strict=True))
-        by_leaf = dict(zip(self.diff_leaves, gl, strict=True))
+        by_position = dict(zip(self.diff_positions, diff_grads.values, strict=True))
+        by_leaf = dict(zip(self.diff_leaves, diff_grads.leaves, strict=True))
         by_obj: dict[int, dict] = {}
         for k, g in by_position.items():
             path = fg.paths[k]
@@ -186,7 +184,7 @@ class _DiffCall:
                                 missing.format(path=core.format_path(path[1:]), arg=argnum)
                             )
                         by_position[k] = _unwrap(found)
-        return (
+        return ga.Leaves(
             [by_position[k] for k in self.diff_positions],
             [by_leaf[k] for k in self.diff_leaves],
         )
@@ -308,7 +306,10 @@ def grad(
     @functools.wraps(fun)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         out, grads = vg(*args, **kwargs)
-        return (grads, out[1]) if has_aux else grads
+        if has_aux:
+            _, aux = out  # (value, aux)
+            return grads, aux
+        return grads
 
     return wrapper
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 
@@ -108,7 +108,7 @@ def value_axes(
     """
     positions = ga.arg_positions(ex.spec)
     appearances = []  # (object slot, flat position in the arguments, its spec)
-    for flat, (pos, slot) in enumerate(zip(positions, ex.spec[1], strict=True)):
+    for flat, (pos, slot) in enumerate(zip(positions, ex.spec.slots, strict=True)):
         if slot >= 0:
             spec = arg_axes[pos] if isinstance(pos, int) else kwargs_axis
             appearances.append((slot, flat, spec))
@@ -155,18 +155,18 @@ def check_aliasing(
     names = ga.position_names(spec)
     objects = ga.object_names(spec, len(objs))
     position = {id(r): k for k, r in enumerate(fg.refs) if isinstance(r, core.Variable)}
-    first: dict[int, tuple] = {}
+    first: dict[int, _Appearance] = {}
     for slot, pos, given in appearances:
         obj = objs[slot]
         inner = extend.flatten((obj,))  # a tuple root: a bare Variable is fine too
         wanted = [leaf_spec(given, p[1:], r) for p, r in zip(inner.paths, inner.refs, strict=True)]
-        seen = first.setdefault(id(obj), (pos, given, wanted))
-        if seen[2] != wanted:
+        seen = first.setdefault(id(obj), _Appearance(pos, given, wanted))
+        if seen.wanted != wanted:
             raise _aliased(
                 transform,
                 option,
                 f"the same {type(obj).__name__}",
-                f"{names[seen[0]]} with {option} {seen[1]!r}",
+                f"{names[seen.position]} with {option} {seen.given!r}",
                 f"{names[pos]} with {option} {given!r}",
             )
         # A Variable also reached through another argument (e.g. ``(model, model.kernel)``).
@@ -174,16 +174,24 @@ def check_aliasing(
             k = position.get(id(ref))
             if k is None or want == specs[k]:
                 continue
-            here = "/".join([names[pos], *map(str, path[1:])])
+            _, *inside = path  # the first key is the object's index
+            here = "/".join([names[pos], *map(str, inside)])
             there = fg.paths[k]
-            there = "/".join([objects[there[0]], *map(str, there[1:])])
             raise _aliased(
                 transform,
                 option,
-                f"the {type(ref).__name__} at '{there}' (also '{here}')",
-                f"{objects[fg.paths[k][0]]} gives it {specs[k]!r}",
+                f"the {type(ref).__name__} at '{ga.path_name(objects, there)}' (also '{here}')",
+                f"{objects[there[0]]} gives it {specs[k]!r}",
                 f"{names[pos]} gives it {want!r}",
             )
+
+
+class _Appearance(NamedTuple):
+    """Where an object was first met among the arguments, and the specs it got there."""
+
+    position: int  # flat position among the arguments
+    given: Any  # the spec given for that argument
+    wanted: list  # the spec of each of its leaves
 
 
 def _aliased(transform: str, option: str, what: str, first: str, second: str) -> Exception:

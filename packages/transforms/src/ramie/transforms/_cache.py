@@ -1,7 +1,8 @@
 """The caches transforms keep, bounded and holding user objects only weakly.
 
 ``LRU`` is a small thread-safe mapping that forgets its least recently used
-entry beyond ``maxsize``. ``ByObject`` maps live objects (e.g. a FlatGraph)
+entry beyond ``maxsize``; ``Bounded`` is a dict (lock-free reads) that forgets
+its oldest entry beyond ``maxsize``. ``ByObject`` maps live objects (e.g. a FlatGraph)
 to values by identity, holding the objects weakly: an entry goes when its
 object dies. Both register with ``ramie.core.extend.register_cache``, so
 ``ramie.core.clear_caches()`` (also ``ramie.transforms.clear_caches``)
@@ -27,7 +28,7 @@ import inspect
 import threading
 import weakref
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ramie.core import (
     clear_caches,  # noqa: F401  (re-exported: it empties ours too)
@@ -68,6 +69,40 @@ class LRU:
         return len(self._items)
 
 
+class Bounded(dict):
+    """A dict of at most ``maxsize`` entries (the oldest goes first), for hot-path lookups.
+
+    Reads are plain ``dict.get`` (atomic under the GIL); ``put`` takes a lock.
+
+    >>> seen = Bounded(2)
+    >>> for k in "abc":
+    ...     seen.put(k, k.upper())
+    >>> sorted(seen.items())
+    [('b', 'B'), ('c', 'C')]
+    """
+
+    __slots__ = ("maxsize", "_lock", "__weakref__")
+
+    def __init__(self, maxsize: int):
+        super().__init__()
+        self.maxsize = maxsize
+        self._lock = threading.Lock()
+        extend.register_cache(self)
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            while len(self) >= self.maxsize:
+                dict.pop(self, next(iter(self)))
+            self[key] = value
+
+
+class Held(NamedTuple):
+    """A ``ByObject`` entry: a weak reference to the key object, and its value."""
+
+    ref: weakref.ref
+    value: Any
+
+
 class ByObject:
     """Values per live object, by identity; the object is held weakly.
 
@@ -83,13 +118,13 @@ class ByObject:
     __slots__ = ("_items", "__weakref__")
 
     def __init__(self):
-        self._items: dict[int, tuple] = {}
+        self._items: dict[int, Held] = {}
         extend.register_cache(self)
 
     def get(self, obj: Any) -> Any:
         entry = self._items.get(id(obj))
-        if entry is not None and entry[0]() is obj:
-            return entry[1]
+        if entry is not None and entry.ref() is obj:
+            return entry.value
         return None
 
     def put(self, obj: Any, value: Any) -> None:
@@ -97,10 +132,10 @@ class ByObject:
 
         def forget(ref: weakref.ref) -> None:
             entry = items.get(key)
-            if entry is not None and entry[0] is ref:
+            if entry is not None and entry.ref is ref:
                 items.pop(key, None)
 
-        items[key] = (weakref.ref(obj, forget), value)
+        items[key] = Held(weakref.ref(obj, forget), value)
 
     def clear(self) -> None:
         self._items.clear()
@@ -109,12 +144,26 @@ class ByObject:
         return len(self._items)
 
 
-def _weak(fun: Callable) -> tuple[Any, Hashable] | None:
+class _Weak(NamedTuple):
+    """A user function held weakly, and a key naming it by identity."""
+
+    ref: Callable
+    key: Hashable
+
+
+class _Body(NamedTuple):
+    """A ``BODIES`` entry: the user functions (weakly) and the body made for them."""
+
+    refs: tuple
+    body: Any
+
+
+def _weak(fun: Callable) -> _Weak | None:
     """A weak reference to ``fun`` and an identity key, or None if it cannot have one."""
     if inspect.ismethod(fun):  # a bound method is made anew on each attribute access
-        return weakref.WeakMethod(fun), (id(fun.__func__), id(fun.__self__))
+        return _Weak(weakref.WeakMethod(fun), (id(fun.__func__), id(fun.__self__)))
     try:
-        return weakref.ref(fun), id(fun)
+        return _Weak(weakref.ref(fun), id(fun))
     except TypeError:
         return None
 
@@ -137,11 +186,11 @@ def traced_body(funs: tuple[Callable, ...], static: Hashable, make: Callable[[tu
         weak.append(None)
     if any(w is None for w in weak):
         return make(tuple((lambda f=f: f) for f in funs))
-    refs = tuple(w[0] for w in weak)
-    key = (tuple(w[1] for w in weak), static)
+    refs = tuple(w.ref for w in weak)
+    key = (tuple(w.key for w in weak), static)
     hit = BODIES.get(key)
-    if hit is not None and all(r() == f for r, f in zip(hit[0], funs, strict=True)):
-        return hit[1]
+    if hit is not None and all(r() == f for r, f in zip(hit.refs, funs, strict=True)):
+        return hit.body
     body = make(refs)
-    BODIES.put(key, (refs, body))
+    BODIES.put(key, _Body(refs, body))
     return body

@@ -103,9 +103,7 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
         tuple(branches), static, lambda refs: _branches(refs, *static)
     )
     try:
-        new_graphdef, new_values, meta, payload = jax.lax.switch(
-            index, list(pures), fg.values(), ex.leaves
-        )
+        traced = jax.lax.switch(index, list(pures), fg.values(), ex.leaves)
     except TypeError as e:
         differing = {k: g for k, g in structures.items() if g is not None}
         if not differing:
@@ -119,8 +117,8 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
         raise _errors.StructureChangedError(
             _errors.BRANCH_STRUCTURE.format(transform=name, changes=_errors.bullets(lines))
         ) from e
-    ga.propagate(fg, ex.objs, new_graphdef, new_values)
-    return ga.import_(meta, payload, ex.objs)
+    ga.propagate(fg, ex.objs, traced.graphdef, traced.values)
+    return ga.import_(traced.meta, traced.payload, ex.objs)
 
 
 def _branches(refs: tuple, name: str, graphdef: Any, spec: tuple) -> tuple:
@@ -129,9 +127,9 @@ def _branches(refs: tuple, name: str, graphdef: Any, spec: tuple) -> tuple:
 
     def branch(k: int, ref: Callable) -> Callable:
         def pure(values, leaves):
-            out = ga.call_traced(name, ref(), graphdef, spec, values, leaves)
-            structures[k] = out[0]
-            return out
+            traced = ga.call_traced(name, ref(), graphdef, spec, values, leaves)
+            structures[k] = traced.graphdef
+            return traced
 
         return pure
 
@@ -161,5 +159,5 @@ def eval_shape(fun: Callable, *args: Any, **kwargs: Any) -> Any:
     def pure(values, leaves):
         return ga.call_traced("eval_shape", fun, fg.graphdef, ex.spec, values, leaves)
 
-    _, _, meta, payload = jax.eval_shape(pure, fg.values(), ex.leaves)
-    return ga.import_(meta, payload, ex.objs)
+    traced = jax.eval_shape(pure, fg.values(), ex.leaves)
+    return ga.import_(traced.meta, traced.payload, ex.objs)

@@ -66,12 +66,13 @@ class custom_vjp:  # noqa: N801 - named like jax.custom_vjp
         diff, kept = call.split()
         graphdef, spec = call.ex.fg.graphdef, call.ex.spec
 
-        def args_of(d, k):
-            values = _join(call.vmask, d[0], k[0])
-            leaves = _join(call.lmask, d[1], k[1])
+        def args_of(d: ga.Leaves, k: ga.Leaves):
+            values = _join(call.vmask, d.values, k.values)
+            leaves = _join(call.lmask, d.leaves, k.leaves)
             with extend.transform_frame("custom_vjp") as frame:
                 objs = ga.enter(frame, graphdef, values)
-            return ga.rebuild(spec, objs, leaves)[0]
+            args, _ = ga.rebuild(spec, objs, leaves)  # (args, kwargs): no kwargs here
+            return args
 
         @jax.custom_vjp
         def pure(d, k):

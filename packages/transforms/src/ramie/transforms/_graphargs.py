@@ -18,7 +18,7 @@ Module.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 
@@ -55,6 +55,30 @@ class Static:
 jax.tree_util.register_pytree_node(Static, lambda s: ((), s.value), lambda v, _: Static(v))
 
 
+# -- records crossing the boundary ------------------------------------------------
+class CallSpec(NamedTuple):
+    """How to put an ``(args, kwargs)`` pytree back together (hashable)."""
+
+    treedef: Any  # of ``(args, kwargs)``, objects and plain leaves alike as leaves
+    slots: tuple[int, ...]  # per flat position: the object's index, or -1 for a plain leaf
+
+
+class Leaves(NamedTuple):
+    """The two kinds of leaves a transform passes in: object values and plain leaves."""
+
+    values: list  # the objects' leaf values, in ``FlatGraph.paths`` order
+    leaves: list  # the other (plain pytree) leaves of the arguments
+
+
+class Traced(NamedTuple):
+    """What ``call_traced`` returns from inside a JAX transform (a pytree)."""
+
+    graphdef: Any  # the objects' new GraphDef, or None when the structure is unchanged
+    values: list  # the objects' leaf values after the call
+    meta: Any  # ``export``'s marker: None when the output holds no objects
+    payload: Any  # the user's output, objects replaced by markers
+
+
 # -- extract / rebuild ---------------------------------------------------------
 class Extracted:
     """The ramie objects found in a pytree of arguments, and everything else.
@@ -86,40 +110,49 @@ class Extracted:
         self.objs = tuple(objs)
         self.fg = extend.flatten(self.objs)
         self.leaves = leaves
-        self.spec = (treedef, tuple(slots))
+        self.spec = CallSpec(treedef, tuple(slots))
 
 
-def rebuild(spec: tuple, objs: Sequence, leaves: Sequence) -> Any:
+def rebuild(spec: CallSpec, objs: Sequence, leaves: Sequence) -> Any:
     """Put objects and leaves back into the argument pytree (inverse of ``Extracted``)."""
-    treedef, slots = spec
     it = iter(leaves)
-    return treedef.unflatten([objs[i] if i >= 0 else next(it) for i in slots])
+    return spec.treedef.unflatten([objs[i] if i >= 0 else next(it) for i in spec.slots])
 
 
-def position_names(spec: tuple) -> list[str]:
+def position_names(spec: CallSpec) -> list[str]:
     """A readable name (``args[0]``, ``kwargs['model']``) per flat position of ``spec``."""
-    treedef, _ = spec
+    treedef = spec.treedef
     skeleton = treedef.unflatten(list(range(treedef.num_leaves)))
     return [_errors.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(skeleton)[0]]
 
 
-def object_names(spec: tuple, count: int) -> list[str]:
+def object_names(spec: CallSpec, count: int) -> list[str]:
     """A readable name per object (where it first appears) for messages."""
     names = [""] * count
-    for name, i in zip(position_names(spec), spec[1], strict=True):
+    for name, i in zip(position_names(spec), spec.slots, strict=True):
         if i >= 0 and not names[i]:
             names[i] = name
     return names
 
 
-def arg_positions(spec: tuple) -> list:
+def path_name(names: Sequence[str], path: tuple) -> str:
+    """A leaf path of joined objects (its first key the object's index) as ``args[0]/w``.
+
+    >>> path_name(["args[0]", "kwargs['opt']"], (1, "step"))
+    "kwargs['opt']/step"
+    """
+    root, *rest = path
+    return "/".join([names[root], *map(str, rest)])
+
+
+def arg_positions(spec: CallSpec) -> list:
     """For each flat position of an ``(args, kwargs)`` spec: its argument index or name."""
-    treedef, _ = spec
+    treedef = spec.treedef
     skeleton = treedef.unflatten(list(range(treedef.num_leaves)))
     out = []
     for path, _ in jax.tree_util.tree_flatten_with_path(skeleton)[0]:
-        key = path[1]
-        out.append(key.idx if path[0].idx == 0 else key.key)
+        in_args, key = path[:2]  # (args or kwargs, which argument)
+        out.append(key.idx if in_args.idx == 0 else key.key)
     return out
 
 
@@ -131,7 +164,7 @@ def enter(frame: extend.Frame, graphdef: core.GraphDef, values: Sequence) -> tup
     return objs
 
 
-def collect(name: str, before: core.GraphDef, objs: tuple, spec: tuple | None = None) -> tuple:
+def collect(name: str, before: core.GraphDef, objs: tuple, spec: CallSpec | None = None) -> tuple:
     """The leaf values of ``objs`` after the user's function, and their new GraphDef.
 
     Returns ``(None, values)`` when the structure is unchanged (the fast case),
@@ -162,10 +195,9 @@ def describe_changes(before: core.GraphDef, after: core.GraphDef, names: Sequenc
 def _name_changes(found: list, names: Sequence[str]) -> list[str]:
     out = []
     for c in found:
-        path = c.path
-        if path and isinstance(path[0], int) and path[0] < len(names) and names[path[0]]:
-            where = "/".join([names[path[0]], *map(str, path[1:])])
-            out.append(f"'{where}': {c.kind} {c.detail}")
+        root = c.path[0] if c.path else None
+        if isinstance(root, int) and root < len(names) and names[root]:
+            out.append(f"'{path_name(names, c.path)}': {c.kind} {c.detail}")
         else:
             out.append(str(c))
     return out
@@ -182,7 +214,7 @@ class NewObject:
 
 
 jax.tree_util.register_pytree_node(
-    NewObject, lambda n: ((n.values,), n.graphdef), lambda g, c: NewObject(g, c[0])
+    NewObject, lambda n: ((n.values,), n.graphdef), lambda g, c: NewObject(g, *c)
 )
 
 HAS_OBJECTS = Static("objects")
@@ -261,7 +293,8 @@ def import_(meta: Static | None, payload: Any, objs: tuple) -> Any:
         if type(x) is Static:
             return objs[x.value] if type(x.value) is int else _resolve(objs, x.value)
         if type(x) is NewObject:
-            return extend.unflatten(x.graphdef, list(x.values))[0]
+            (new,) = extend.unflatten(x.graphdef, list(x.values))  # a one-object tuple
+            return new
         return x
 
     return jax.tree_util.tree_map(back, payload, is_leaf=_is_marker)
@@ -275,14 +308,14 @@ def call_traced(
     name: str,
     fun: Callable,
     graphdef: core.GraphDef,
-    spec: tuple,
+    spec: CallSpec,
     values: Sequence,
     leaves: Sequence,
     on_read: Callable | None = None,
-) -> tuple:
+) -> Traced:
     """The body every transform traces: rebuild, call ``fun``, collect, export.
 
-    Returns ``(new_graphdef, new_values, out_meta, out_payload)``; arguments
+    Returns a ``Traced`` (new GraphDef, new values, output marker and payload); arguments
     are a pytree ``(args, kwargs)`` described by ``spec``. ``on_read`` is the
     frame's callback for reads of captured Variables (see ``extend.transform_frame``).
     """
@@ -292,7 +325,7 @@ def call_traced(
         out = fun(*args, **kwargs)
         new_graphdef, new_values = collect(name, graphdef, objs, spec)
         meta, payload = export(out, objs)
-    return new_graphdef, new_values, meta, payload
+    return Traced(new_graphdef, new_values, meta, payload)
 
 
 def apply(name: str, fun: Callable, args: tuple, kwargs: dict, wrap: Callable) -> Any:
@@ -308,9 +341,9 @@ def apply(name: str, fun: Callable, args: tuple, kwargs: dict, wrap: Callable) -
     def pure(values, leaves):
         return call_traced(name, fun, fg.graphdef, ex.spec, values, leaves)
 
-    new_graphdef, new_values, meta, payload = wrap(pure)(fg.values(), ex.leaves)
-    propagate(fg, ex.objs, new_graphdef, new_values)
-    return import_(meta, payload, ex.objs)
+    traced = wrap(pure)(fg.values(), ex.leaves)
+    propagate(fg, ex.objs, traced.graphdef, traced.values)
+    return import_(traced.meta, traced.payload, ex.objs)
 
 
 def as_exported(tree: Any, objs: tuple) -> Any:

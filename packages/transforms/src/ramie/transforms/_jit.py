@@ -43,6 +43,35 @@ _GRAPH = ga.GRAPH_TYPES
 _NO_DONATION, _DONATE_OBJECTS, _DONATE_MIXED = range(3)
 
 
+class DonationMask(NamedTuple):
+    """Which inputs of a call are donated: per object leaf, and per plain leaf."""
+
+    values: tuple[bool, ...]  # per leaf of the argument objects, in ``FlatGraph.paths`` order
+    leaves: tuple[bool, ...]  # per plain (array) leaf of the arguments
+
+
+class StaticArg(NamedTuple):
+    """A static argument: taken out before tracing, put back by ``_bind_statics``."""
+
+    key: int | str  # its position, or its keyword
+    value: Any
+
+
+class Restructured(NamedTuple):
+    """The compiled call's result, second item, when values alone do not say it all.
+
+    The traced function returns ``(changed, payload)``: ``changed`` the new leaf
+    values (a dict {position: value} of those that changed, or the list of all),
+    ``payload`` the user's output. When the function added Variables (``sow``),
+    returned objects, or the call has shardings, ``changed`` is the list of all
+    new values and the payload is wrapped in this (a rare, slower path).
+    """
+
+    payload: Any
+    graphdef: Any  # the objects' new GraphDef, or None when unchanged
+    meta: Any  # ``export``'s marker: None when the output holds no objects
+
+
 class Layout:
     """Everything static about one call shape, interned: one object per distinct content.
 
@@ -104,7 +133,7 @@ class _LastCall(NamedTuple):
 
 
 _DEAD = weakref.ref(type("_Dead", (), {})())  # a reference that gives None
-_NO_CALL = _LastCall(-1, 0, _DEAD, _DEAD, None, None)
+_NO_CALL = _LastCall(nargs=-1, position=0, obj=_DEAD, graph=_DEAD, layout=None, leaves=None)
 
 
 def _remember(last: list, n: int, pos: int, obj, fg, layout, pick) -> None:
@@ -113,7 +142,14 @@ def _remember(last: list, n: int, pos: int, obj, fg, layout, pick) -> None:
     def forget(_ref: weakref.ref) -> None:
         last[0] = _NO_CALL
 
-    last[0] = _LastCall(n, pos, weakref.ref(obj, forget), weakref.ref(fg), layout, pick)
+    last[0] = _LastCall(
+        nargs=n,
+        position=pos,
+        obj=weakref.ref(obj, forget),
+        graph=weakref.ref(fg),
+        layout=layout,
+        leaves=pick,
+    )
 
 
 class _Jitted:
@@ -143,7 +179,8 @@ class _Jitted:
         self.out_shardings = out_shardings
         self._jit_kwargs = jit_kwargs
         self._sharded = in_shardings is not None or out_shardings is not None
-        self._signatures: dict = {}
+        # Per tuple of argument types: how to split the arguments (at most MAX_SIGNATURES).
+        self._signatures = _cache.Bounded(MAX_SIGNATURES)
         # Compiled layouts, at most MAX_LAYOUTS per function (least recently used out),
         # and per FlatGraph (weakly) the layout of each argument signature (weakly).
         self._layouts = _cache.LRU(MAX_LAYOUTS)
@@ -152,34 +189,32 @@ class _Jitted:
             self._signatures = _AlwaysGeneral()
 
     # The traced function, with its ``layout`` bound (see _make_jit). Without donation
-    # ``a, b`` are (values, leaves); with it, (donated, kept) pairs of those.
+    # ``a, b`` are (values, leaves); with it, the donated and the kept such pairs
+    # (plain tuples: JAX flattens a NamedTuple argument more slowly on every call).
     #
-    # It returns ``(changed, payload)`` in the common case: ``changed`` is a dict
-    # {position: new value} of the leaves that changed (or were donated), or the list
-    # of every new value when all did; the short tuple keeps per-call unpacking cheap.
-    # A structural change (sown Intermediates) or objects in the output add two more
-    # items: ``(values, payload, new_graphdef, meta)``.
+    # It returns a plain pair ``(changed, payload)`` (see ``Restructured``): JAX
+    # rebuilds a plain tuple without calling Python, and the caller unpacks it by name.
     def _inner(self, layout, a, b):
         if layout.mode == _NO_DONATION:
             values, leaves = a, b
         else:
             values, leaves = _interleave(layout.dmask, a, b)
         fun = _bind_statics(self.fun, layout.statics) if layout.statics else self.fun
-        out = ga.call_traced(
+        traced = ga.call_traced(
             "jit", fun, layout.graphdef, layout.spec, values, leaves, self._on_read
         )
-        new_graphdef, new_values, meta, payload = out
-        if new_graphdef is not None or meta is not None or self._sharded:
-            return new_values, payload, new_graphdef, meta
-        dmask = layout.dmask[0] if layout.dmask else (False,) * len(values)
+        new_values = traced.values
+        if traced.graphdef is not None or traced.meta is not None or self._sharded:
+            return new_values, Restructured(traced.payload, traced.graphdef, traced.meta)
+        donated = layout.dmask.values if layout.dmask else (False,) * len(values)
         keep = tuple(
             i
-            for i, (new, old, donated) in enumerate(zip(new_values, values, dmask, strict=True))
-            if donated or new is not old
+            for i, (new, old, gone) in enumerate(zip(new_values, values, donated, strict=True))
+            if gone or new is not old
         )
         if len(keep) == len(values):
-            return new_values, payload
-        return {i: new_values[i] for i in keep}, payload
+            return new_values, traced.payload
+        return {i: new_values[i] for i in keep}, traced.payload
 
     def _make_jit(self, layout, in_shardings=None, out_shardings=None):
         # One jax.jit per layout, with the layout bound rather than passed as a
@@ -211,27 +246,30 @@ class _Jitted:
         finish = self._finish
         flatten = extend.flatten
         by_graph = self._by_graph
-        graph_layouts = by_graph._items  # id(fg) -> (weakref(fg), {sig: weakref(layout)})
+        # id(fg) -> Held(weakref(fg), {signature: weakref(layout)})
+        graph_layouts = by_graph._items
         no_donation = _NO_DONATION
         last = [_NO_CALL]
 
         @functools.wraps(self.fun)
         def call(*args: Any, **kwargs: Any) -> Any:
-            n, pos, ref, fg_ref, layout, pick = last[0]
-            if n == len(args) and not kwargs and ref() is args[pos]:
-                fg = fg_ref()
+            # The fields of the last call (a _LastCall), unpacked in one step: cheaper
+            # than six attribute reads on every call.
+            nargs, position, obj_ref, graph_ref, layout, pick_leaves = last[0]
+            if nargs == len(args) and not kwargs and obj_ref() is args[position]:
+                fg = graph_ref()
                 if fg is not None and fg.is_current():
                     try:
-                        out = layout.jitted(fg.values(), pick(args))
+                        changed, payload = layout.jitted(fg.values(), pick_leaves(args))
                     except (TypeError, core.ModuleInJaxError):
                         # e.g. an object now where an array was: JAX refuses it before
                         # running anything; the full path below sorts the arguments out
                         # (and re-raises an error of the function itself).
                         pass
                     else:
-                        if len(out) == 2 and type(out[0]) is dict and not out[0]:
-                            return out[1]  # nothing changed (a forward pass): no write
-                        return finish(out, fg, (args[pos],))
+                        if type(changed) is dict and not changed:
+                            return payload  # nothing changed (a forward pass): no write
+                        return finish(changed, payload, fg, (args[position],))
             sig = signatures.get(tuple(map(type, args))) if not kwargs else _GENERAL
             if sig is None:
                 sig = signature(args)
@@ -240,7 +278,7 @@ class _Jitted:
             objs = sig.objs(args)
             fg = flatten(objs) if objs else _EMPTY_GRAPH
             entry = graph_layouts.get(id(fg))
-            layouts = entry[1] if entry is not None and entry[0]() is fg else None
+            layouts = entry.value if entry is not None and entry.ref() is fg else None
             layout_ref = layouts.get(sig) if layouts is not None else None
             layout = layout_ref() if layout_ref is not None else None
             if layout is None:
@@ -253,7 +291,8 @@ class _Jitted:
                 return run(layout, fg, objs, fg.values(), sig.leaves(args))
             if sig.nobjs == 1:
                 _remember(last, len(args), sig.positions[0], objs[0], fg, layout, sig.leaves)
-            return finish(layout.jitted(fg.values(), sig.leaves(args)), fg, objs)
+            changed, payload = layout.jitted(fg.values(), sig.leaves(args))
+            return finish(changed, payload, fg, objs)
 
         call._ramie_jit = self  # type: ignore[attr-defined]
         return call
@@ -261,29 +300,29 @@ class _Jitted:
     def _run(self, layout, fg, objs, values, leaves):
         mode = layout.mode
         if mode == _NO_DONATION:
-            out = layout.jitted(values, leaves)
+            changed, payload = layout.jitted(values, leaves)
         elif mode == _DONATE_OBJECTS:
-            out = layout.jitted((values, []), ([], leaves))
+            changed, payload = layout.jitted((values, []), ([], leaves))
         else:
-            out = layout.jitted(*_partition(layout.dmask, values, leaves))
-        return self._finish(out, fg, objs)
+            changed, payload = layout.jitted(*_partition(layout.dmask, values, leaves))
+        return self._finish(changed, payload, fg, objs)
 
     @staticmethod
-    def _finish(out, fg, objs):
+    def _finish(changed, payload, fg, objs):
         """Write the compiled call's new values back; return the user's output."""
-        changed = out[0]
-        if len(out) == 2:
+        if type(payload) is not Restructured:
             if type(changed) is not dict:
                 fg.set_values(changed)
             elif changed:
                 fg.set_values(list(changed.values()), tuple(changed))
-            return out[1]
-        _, payload, new_graphdef, meta = out
-        if new_graphdef is None:
+            return payload
+        if payload.graphdef is None:
             fg.set_values(changed)
         else:
-            ga.propagate(fg, objs, new_graphdef, changed)
-        return payload if meta is None else ga.import_(meta, payload, objs)
+            ga.propagate(fg, objs, payload.graphdef, changed)
+        if payload.meta is None:
+            return payload.payload
+        return ga.import_(payload.meta, payload.payload, objs)
 
     def _signature(self, args: tuple):
         types = tuple(map(type, args))
@@ -291,14 +330,14 @@ class _Jitted:
             sig = _Signature(types)
         else:
             sig = _GENERAL
-        self._signatures[types] = sig
+        self._signatures.put(types, sig)
         return sig
 
     def _layout_positional(self, sig: _Signature, args: tuple, fg) -> Layout:
         slots = tuple(
             sig.positions.index(i) if i in sig.positions else -1 for i in range(len(args))
         )
-        spec = (_ARGS_TREEDEFS(len(args)), slots)
+        spec = ga.CallSpec(_ARGS_TREEDEFS(len(args)), slots)
         dmask = self._donation_mask(fg, slots, [i for i, s in enumerate(slots) if s < 0])
         return self._intern(fg, spec, (), dmask, slots, sig.objs(args))
 
@@ -311,14 +350,15 @@ class _Jitted:
             self._layouts.put(key, layout)
         return layout
 
-    def _donation_mask(self, fg, slots, leaf_args) -> tuple | None:
+    def _donation_mask(self, fg, slots, leaf_args) -> DonationMask | None:
         if not self.donate_argnums:
             return None
         donated = _argnums.at_call(self.donate_argnums, len(slots))
         donated_objs = {slots[i] for i in donated if slots[i] >= 0}
-        value_mask = tuple(p[0] in donated_objs for p in fg.paths)
-        leaf_mask = tuple(i in donated for i in leaf_args)
-        return (value_mask, leaf_mask)
+        return DonationMask(
+            values=tuple(_root(p) in donated_objs for p in fg.paths),
+            leaves=tuple(i in donated for i in leaf_args),
+        )
 
     def _jit_for(self, layout, fg, slots, dmask, objs):
         if slots is None or not self._sharded:  # shardings apply on the positional path
@@ -326,8 +366,9 @@ class _Jitted:
         a, b = _inner_shardings(self.in_shardings, fg, objs, layout.spec, dmask)
         values = None
         if self.in_shardings is not None:  # new values keep the inputs' placement
-            values = a if dmask is None else _interleave(dmask, a, b)[0]
-        return self._make_jit(layout, (a, b), (values, self.out_shardings, None, None))
+            values = a if dmask is None else _interleave(dmask, a, b).values
+        payload = Restructured(payload=self.out_shardings, graphdef=None, meta=None)
+        return self._make_jit(layout, (a, b), (values, payload))
 
     # -- general path: nested containers, kwargs, static arguments ---------------
     def _call_general(self, args: tuple, kwargs: dict) -> Any:
@@ -337,8 +378,8 @@ class _Jitted:
             donated = [a for i, a in enumerate(args) if i in nums]
             donated += [v for k, v in kwargs.items() if k in self.donate_argnames]
         static_nums = _argnums.at_call(self.static_argnums, len(args))
-        statics = tuple((i, args[i]) for i in sorted(static_nums))
-        statics += tuple(("kw", k, kwargs[k]) for k in self.static_argnames if k in kwargs)
+        statics = tuple(StaticArg(i, args[i]) for i in sorted(static_nums))
+        statics += tuple(StaticArg(k, kwargs[k]) for k in self.static_argnames if k in kwargs)
         if statics:
             args = tuple(a for i, a in enumerate(args) if i not in static_nums)
             kwargs = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
@@ -350,9 +391,9 @@ class _Jitted:
             ids = {id(o) for o in dset.objs}
             donated_objs = {i for i, o in enumerate(ex.objs) if id(o) in ids}
             leaf_ids = {id(x) for x in dset.leaves}
-            dmask = (
-                tuple(p[0] in donated_objs for p in fg.paths),
-                tuple(id(x) in leaf_ids for x in ex.leaves),
+            dmask = DonationMask(
+                values=tuple(_root(p) in donated_objs for p in fg.paths),
+                leaves=tuple(id(x) in leaf_ids for x in ex.leaves),
             )
         layout = self._intern(fg, ex.spec, statics, dmask, None)
         return self._run(layout, fg, ex.objs, fg.values(), ex.leaves)
@@ -361,6 +402,9 @@ class _Jitted:
 class _AlwaysGeneral(dict):
     def get(self, key, default=None):
         return _GENERAL
+
+    def put(self, key, value) -> None:
+        pass
 
 
 @functools.lru_cache(maxsize=64)
@@ -372,37 +416,58 @@ def _ARGS_TREEDEFS(n: int):
 #: each jitted function keeps; the least recently used is dropped beyond it (and
 #: compiled again if it comes back). ``clear_caches()`` drops them all.
 MAX_LAYOUTS = 64
+#: How many argument type signatures (tuples of argument types) each jitted function
+#: remembers; the oldest is dropped beyond it (and worked out again if it comes back).
+MAX_SIGNATURES = 64
 _EMPTY_GRAPH = extend.flatten(())
 
 
-def _partition(dmask, values, leaves):
-    vmask, lmask = dmask
-    dv = [v for v, m in zip(values, vmask, strict=True) if m]
-    kv = [v for v, m in zip(values, vmask, strict=True) if not m]
-    dl = [x for x, m in zip(leaves, lmask, strict=True) if m]
-    kl = [x for x, m in zip(leaves, lmask, strict=True) if not m]
+def _root(path: tuple) -> int:
+    """The index of the argument object a leaf path starts in (its first key)."""
+    return path[0]
+
+
+def _split(mask, items) -> tuple[list, list]:
+    return (
+        [x for x, m in zip(items, mask, strict=True) if m],
+        [x for x, m in zip(items, mask, strict=True) if not m],
+    )
+
+
+def _partition(dmask: DonationMask, values, leaves) -> tuple[tuple, tuple]:
+    """The donated and the kept inputs of a call, each a plain ``(values, leaves)`` pair.
+
+    Plain tuples, not ``ga.Leaves``: they are the compiled function's arguments, and
+    JAX flattens a NamedTuple more slowly on every call (measured: +1 µs per step).
+    """
+    dv, kv = _split(dmask.values, values)
+    dl, kl = _split(dmask.leaves, leaves)
     return (dv, dl), (kv, kl)
 
 
-def _interleave(dmask, donated, kept):
-    if dmask is None:
-        return kept
-    out = []
-    for mask, d, k in zip(dmask, donated, kept, strict=True):
-        di, ki = iter(d), iter(k)
-        out.append([next(di) if m else next(ki) for m in mask])
-    return out[0], out[1]
+def _merge(mask, donated, kept) -> list:
+    d, k = iter(donated), iter(kept)
+    return [next(d) if m else next(k) for m in mask]
+
+
+def _interleave(dmask: DonationMask, donated: tuple, kept: tuple) -> ga.Leaves:
+    """The inputs back in order from ``_partition``'s two ``(values, leaves)`` pairs."""
+    donated, kept = ga.Leaves(*donated), ga.Leaves(*kept)
+    return ga.Leaves(
+        _merge(dmask.values, donated.values, kept.values),
+        _merge(dmask.leaves, donated.leaves, kept.leaves),
+    )
 
 
 def _bind_statics(fun, statics):
     """``fun`` with the static arguments (removed before tracing) put back in place."""
-    positional = [(i, v) for i, *v in statics if i != "kw"]
-    named = {k: v for tag, k, v in (x for x in statics if x[0] == "kw")}
+    positional = [s for s in statics if type(s.key) is int]
+    named = {s.key: s.value for s in statics if type(s.key) is str}
 
     def bound(*args, **kwargs):
         args = list(args)
-        for i, (v,) in positional:
-            args.insert(i, v)
+        for s in positional:
+            args.insert(s.key, s.value)
         return fun(*args, **kwargs, **named)
 
     return bound
@@ -410,7 +475,7 @@ def _bind_statics(fun, statics):
 
 def _inner_shardings(in_shardings, fg, objs, spec, dmask):
     """Shardings of the inner (donated, kept) arguments from per-argument ones."""
-    slots = spec[1]
+    slots = spec.slots
     per_arg = (
         tuple(in_shardings)
         if isinstance(in_shardings, (tuple, list))
@@ -428,10 +493,10 @@ def _inner_shardings(in_shardings, fg, objs, spec, dmask):
     return _partition(dmask, values, leaves)
 
 
-def _mode(dmask) -> int:
+def _mode(dmask: DonationMask | None) -> int:
     if dmask is None:
         return _NO_DONATION
-    if all(dmask[0]) and not any(dmask[1]):
+    if all(dmask.values) and not any(dmask.leaves):
         return _DONATE_OBJECTS
     return _DONATE_MIXED
 

@@ -25,12 +25,11 @@ class _LoopStatic(NamedTuple):
 def _step(st: _LoopStatic, fun: Callable, carry: tuple) -> tuple:
     """Run ``fun(val)`` on objects rebuilt from ``carry``; the next carry."""
     values, leaves = carry
-    new_graphdef, new_values, _, payload = ga.call_traced(
-        st.name, fun, st.graphdef, st.spec, values, leaves
-    )
-    if new_graphdef is not None:
+    traced = ga.call_traced(st.name, fun, st.graphdef, st.spec, values, leaves)
+    if traced.graphdef is not None:
         raise _errors.StructureChangedError(_errors.SCAN_NEW_STATE.replace("scan", st.name))
-    new_leaves = carry_leaves(payload, st.template, st.name)
+    new_values = traced.values
+    new_leaves = carry_leaves(traced.payload, st.template, st.name)
     changed = aval_changes(st.labels, [*values, *leaves], [*new_values, *new_leaves])
     if changed:
         raise _errors.CarryError(
@@ -42,7 +41,7 @@ def _step(st: _LoopStatic, fun: Callable, carry: tuple) -> tuple:
 def _peek(st: _LoopStatic, fun: Callable, carry: tuple) -> Any:
     """``fun(val)`` on objects rebuilt from ``carry``, without keeping mutations."""
     values, leaves = carry
-    return ga.call_traced(st.name, fun, st.graphdef, st.spec, values, leaves)[3]
+    return ga.call_traced(st.name, fun, st.graphdef, st.spec, values, leaves).payload
 
 
 class _Loop:
@@ -51,10 +50,8 @@ class _Loop:
     def __init__(self, name: str, init_val: Any):
         self.ex = ex = ga.Extracted(((init_val,), {}))
         template = jax.tree_util.tree_structure(ga.as_exported(init_val, ex.objs))
-        names = ga.object_names(ex.spec, len(ex.objs))
-        labels = [
-            "/".join([names[p[0]].replace("args[0]", "val"), *map(str, p[1:])]) for p in ex.fg.paths
-        ] + [
+        names = [n.replace("args[0]", "val") for n in ga.object_names(ex.spec, len(ex.objs))]
+        labels = [ga.path_name(names, p) for p in ex.fg.paths] + [
             "val" + jax.tree_util.keystr(path)
             for path, x in jax.tree_util.tree_flatten_with_path(init_val, is_leaf=ga.is_graph)[0]
             if not isinstance(x, ga.GRAPH_TYPES)

@@ -171,12 +171,11 @@ def _scan_body(fun_ref: Callable, st: _ScanStatic) -> Callable:
         lvs = [
             next(c_it) if a is Carry else next(k_it) if a is None else next(x_it) for a in st.l_axes
         ]
-        new_graphdef, new_values, meta, payload = ga.call_traced(
-            "scan", fun_ref(), st.graphdef, st.spec, vals, lvs
-        )
-        if new_graphdef is not None:
+        traced = ga.call_traced("scan", fun_ref(), st.graphdef, st.spec, vals, lvs)
+        if traced.graphdef is not None:
             raise _errors.StructureChangedError(_errors.SCAN_NEW_STATE)
-        out_carry, ys, ys_axes = _split_output(st.out_axes, payload)
+        new_values, meta = traced.values, traced.meta
+        out_carry, ys, ys_axes = _split_output(st.out_axes, traced.payload)
         new_cl = cl
         if st.out_has_carry:
             new_cl = carry_leaves(out_carry, st.carry_tree)
@@ -203,7 +202,7 @@ def _scanned_axes(axes: list) -> list:
 def _carry_labels(ex: ga.Extracted, v_axes: list, args: tuple, carry_arg: int | None) -> list:
     names = ga.object_names(ex.spec, len(ex.objs))
     labels = [
-        "/".join([names[p[0]], *map(str, p[1:])])
+        ga.path_name(names, p)
         for p, a in zip(ex.fg.paths, v_axes, strict=True)
         if not _is_scanned(a)
     ]

@@ -74,11 +74,13 @@ def shard_map(
             pure,
             mesh=mesh,
             in_specs=(v_specs, l_specs),
-            out_specs=(PartitionSpec(), v_specs, PartitionSpec(), out_specs),
+            out_specs=ga.Traced(
+                graphdef=PartitionSpec(), values=v_specs, meta=PartitionSpec(), payload=out_specs
+            ),
             check_vma=check_vma,
         )
-        new_graphdef, new_values, meta, payload = mapped(fg.values(), ex.leaves)
-        ga.propagate(fg, ex.objs, new_graphdef, new_values)
-        return ga.import_(meta, payload, ex.objs)
+        traced = mapped(fg.values(), ex.leaves)
+        ga.propagate(fg, ex.objs, traced.graphdef, traced.values)
+        return ga.import_(traced.meta, traced.payload, ex.objs)
 
     return wrapper

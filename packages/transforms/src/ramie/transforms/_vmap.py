@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +14,16 @@ from ramie import core
 
 from . import _axes, _errors
 from . import _graphargs as ga
+
+
+class _Mapped(NamedTuple):
+    """What the vmapped body returns (a pytree; ``out_axes`` is one of these too)."""
+
+    graphdef: Any  # Static: the new GraphDef, or None when unchanged
+    old: list  # new values at the paths the objects had
+    added: list  # values of Variables the function added (``sow``), mapped over axis 0
+    meta: Any  # Static: ``export``'s output marker
+    payload: Any  # the user's output
 
 
 def vmap(
@@ -66,24 +76,24 @@ def vmap(
         added_axes: list = []
 
         def inner(values, leaves):
-            new_graphdef, new_values, meta, payload = ga.call_traced(
-                "vmap", fun, fg.graphdef, ex.spec, values, leaves
-            )
-            old, added = _split_added(fg.graphdef, new_graphdef, new_values)
+            traced = ga.call_traced("vmap", fun, fg.graphdef, ex.spec, values, leaves)
+            old, added = _split_added(fg.graphdef, traced.graphdef, traced.values)
             names = ga.object_names(ex.spec, len(ex.objs))
             changed_broadcast[:] = [
-                "'" + "/".join([names[p[0]], *map(str, p[1:])]) + "'"
+                f"'{ga.path_name(names, p)}'"
                 for p, a, new, v in zip(fg.paths, v_axes, old, values, strict=True)
                 if a is None and new is not v
             ]
             added_axes[:] = [0] * len(added)
-            return ga.Static(new_graphdef), old, added, ga.Static(meta), payload
+            return _Mapped(
+                ga.Static(traced.graphdef), old, added, ga.Static(traced.meta), traced.payload
+            )
 
         try:
             out = jax.vmap(
                 inner,
                 in_axes=(v_axes, l_axes),
-                out_axes=(None, v_axes, 0, None, out_axes),
+                out_axes=_Mapped(None, v_axes, 0, None, out_axes),
                 axis_name=axis_name,
                 axis_size=axis_size,
                 spmd_axis_name=spmd_axis_name,
@@ -94,14 +104,11 @@ def vmap(
                     _errors.BROADCAST_MUTATED.format(paths=", ".join(changed_broadcast))
                 ) from e
             raise
-        new_graphdef, old, added, meta, payload = out
+        new_graphdef = out.graphdef.value
         ga.propagate(
-            fg,
-            ex.objs,
-            new_graphdef.value,
-            _join_added(fg.graphdef, new_graphdef.value, old, added),
+            fg, ex.objs, new_graphdef, _join_added(fg.graphdef, new_graphdef, out.old, out.added)
         )
-        return ga.import_(meta.value, payload, ex.objs)
+        return ga.import_(out.meta.value, out.payload, ex.objs)
 
     return wrapper
 
