@@ -44,8 +44,9 @@ def check(state: dict, step: int) -> None:
     np.testing.assert_array_equal(state["emb"], np.arange(N, dtype=np.float32) + step)
 
 
-def _child(directory: str, first: int, background: bool) -> None:
+def _child(directory: str, first: int, background: bool, started: str) -> None:
     manager = ser.CheckpointManager(directory, max_to_keep=2, background=background)
+    open(started, "w").close()  # the kill's random delay counts from here, not from fork
     step = first
     while True:
         manager.save(step, state_for(step))
@@ -80,6 +81,20 @@ def _reader(directory: str, stop: str, result: str) -> None:
         json.dump(counts, f)
 
 
+def _hidden_leftovers(directory) -> list[str]:
+    """Temp and trash entries in ``directory`` (none while no writer has made it yet)."""
+    if not directory.exists():
+        return []
+    return sorted(p for p in os.listdir(directory) if p.startswith((".tmp", ".trash")))
+
+
+def _wait_for(path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"the child did not start within {timeout} s"
+        time.sleep(0.001)
+
+
 def _fork(fn, *args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # jax warns about fork in general
@@ -103,13 +118,15 @@ def test_sigkill_during_saves_keeps_the_latest_checkpoint(tmp_path):
     reader = _fork(_reader, str(directory), str(stop), str(result))
     for kill in range(KILLS):
         first = 0 if latest is None else latest + 1
-        pid = _fork(_child, str(directory), first, kill % 2 == 1)
+        started = tmp_path / f"started-{kill}"
+        pid = _fork(_child, str(directory), first, kill % 2 == 1, str(started))
+        _wait_for(started)  # on a loaded machine a fork can take longer than the delay
         time.sleep(rng.uniform(0.02, 0.35))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
 
-        leftovers = sorted(p for p in os.listdir(directory) if p.startswith((".tmp", ".trash")))
+        leftovers = _hidden_leftovers(directory)
         manager = ser.CheckpointManager(directory, max_to_keep=2)  # a reader: removes nothing
         now = manager.latest_step()
         if latest is not None:
@@ -120,9 +137,7 @@ def test_sigkill_during_saves_keeps_the_latest_checkpoint(tmp_path):
             # while: the next committed save prunes them
             assert manager.all_steps()[-1] == now
             seen_steps.add(now)
-        assert sorted(p for p in os.listdir(directory) if p.startswith((".tmp", ".trash"))) == (
-            leftovers
-        )
+        assert _hidden_leftovers(directory) == leftovers
         latest = now
     stop.touch()
     _, status = os.waitpid(reader, 0)
