@@ -349,7 +349,9 @@ CASES: list[Case] = [
     ),
     Case(
         "SpectralNorm",
-        lambda L, rngs, **kw: L.SpectralNorm(L.Conv(3, 4, (2, 2), rngs=rngs, **kw), rngs=rngs, **kw),
+        lambda L, rngs, **kw: L.SpectralNorm(
+            L.Conv(3, 4, (2, 2), rngs=rngs, **kw), rngs=rngs, **kw
+        ),
         _normal(1, 4, 4, 3),
         variant="conv",
         flax=False,

@@ -163,7 +163,11 @@ def test_weight_norm_scales_get_gradients():
         return jnp.sum(merge(graphdef, params, rest)(_x(2, 3)) ** 2)
 
     flat = jax.grad(loss)(params).flat_state()
-    assert set(flat) == {("layer_instance", "kernel"), ("layer_instance", "bias"), ("scales", "kernel")}
+    assert set(flat) == {
+        ("layer_instance", "kernel"),
+        ("layer_instance", "bias"),
+        ("scales", "kernel"),
+    }
     assert bool((flat[("scales", "kernel")].value != 0).all())
     # the kernel's gradient is orthogonal to each (unit-normalised) column: only directions count
     kernel = np.asarray(layer.layer_instance.kernel.value)

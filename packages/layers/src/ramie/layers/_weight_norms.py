@@ -23,6 +23,7 @@ from ._common import Array, Dtype, PromoteDtype, as_rngs, describe, promote
 
 Initializer = Callable[..., Array]
 Path = tuple
+KERNELS = PathContains("kernel")  # WeightNorm's default variable_filter
 
 __all__ = ["SpectralNorm", "WeightNorm"]
 
@@ -183,7 +184,7 @@ class SpectralNorm(Module):
 
 
 class WeightNorm(Module):
-    """Rescale the selected Params of ``layer_instance`` to a learned norm per feature, then call it.
+    """Rescale selected Params of ``layer_instance`` to a learned norm per feature, then call it.
 
     For each Param that ``variable_filter`` selects (by default those whose
     path contains ``"kernel"``), the value is L2-normalised over every axis
@@ -218,7 +219,7 @@ class WeightNorm(Module):
         epsilon: float = 1e-12,
         dtype: Dtype | None = None,
         param_dtype: Dtype = jnp.float32,
-        variable_filter: Any = PathContains("kernel"),
+        variable_filter: Any = KERNELS,
         promote_dtype: PromoteDtype = promote,
         rngs: Any,
     ):
@@ -286,4 +287,3 @@ class WeightNorm(Module):
         if scale is not None:
             normalized = normalized * scale
         param.value = jnp.asarray(normalized, original.dtype)
-
