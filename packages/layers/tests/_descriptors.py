@@ -337,6 +337,40 @@ CASES: list[Case] = [
         _normal(2, 3),
     ),
     Case("PReLU", lambda L, rngs, **kw: L.PReLU(-0.2, **kw), _normal(2, 5)),
+    # Flax keys the wrappers' per-Param state by tuple paths (and keeps WeightNorm's scales as
+    # plain arrays): test_flax_equivalence compares them with a path mapping of its own.
+    Case(
+        "SpectralNorm",
+        lambda L, rngs, **kw: L.SpectralNorm(
+            L.Linear(3, 4, rngs=rngs, **kw), n_steps=2, rngs=rngs, **kw
+        ),
+        _normal(2, 3),
+        flax=False,
+    ),
+    Case(
+        "SpectralNorm",
+        lambda L, rngs, **kw: L.SpectralNorm(
+            L.Conv(3, 4, (2, 2), rngs=rngs, **kw), rngs=rngs, **kw
+        ),
+        _normal(1, 4, 4, 3),
+        variant="conv",
+        flax=False,
+    ),
+    Case(
+        "WeightNorm",
+        lambda L, rngs, **kw: L.WeightNorm(L.Linear(3, 4, rngs=rngs, **kw), rngs=rngs, **kw),
+        _normal(2, 3),
+        flax=False,
+    ),
+    Case(
+        "WeightNorm",
+        lambda L, rngs, **kw: L.WeightNorm(
+            L.Conv(3, 4, (2, 2), rngs=rngs, **kw), feature_axes=None, rngs=rngs, **kw
+        ),
+        _normal(1, 4, 4, 3),
+        variant="conv-whole",
+        flax=False,
+    ),
     *_keyword_cases(),
 ]
 

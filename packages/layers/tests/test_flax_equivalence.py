@@ -166,3 +166,88 @@ def test_decode_cache_matches_flax():
 
 def test_param_kind_is_flax_compatible():
     assert issubclass(layers.LoRAParam, Param)
+
+
+# --- SpectralNorm / WeightNorm: Flax keys their per-Param state by tuple paths
+# (('batch_stats', ('kernel', 'u'))) and keeps WeightNorm's scales as plain arrays;
+# ramie nests dicts along the path (batch_stats/kernel/u) and makes scales Params.
+
+WRAPPERS = {
+    "spectral-linear": lambda L, r: L.SpectralNorm(L.Linear(4, 5, rngs=r), n_steps=3, rngs=r),
+    "spectral-conv": lambda L, r: L.SpectralNorm(L.Conv(4, 5, (2, 3), rngs=r), rngs=r),
+    "spectral-frozen": lambda L, r: L.SpectralNorm(
+        L.Linear(4, 5, rngs=r), update_stats=False, rngs=r
+    ),
+    "weight-linear": lambda L, r: L.WeightNorm(L.Linear(4, 5, rngs=r), rngs=r),
+    "weight-conv-whole": lambda L, r: L.WeightNorm(
+        L.Conv(4, 5, (2, 3), rngs=r), feature_axes=None, rngs=r
+    ),
+    "weight-conv-axes": lambda L, r: L.WeightNorm(
+        L.Conv(4, 5, (2, 3), rngs=r), feature_axes=(-2, -1), rngs=r
+    ),
+    "weight-no-scale": lambda L, r: L.WeightNorm(L.Linear(4, 5, rngs=r), use_scale=False, rngs=r),
+    "weight-bias-too": lambda L, r: L.WeightNorm(
+        L.Linear(4, 5, rngs=r), variable_filter=lambda path, v: True, rngs=r
+    ),
+}
+
+
+def _wrapper_input(name):
+    shape = (2, 5, 6, 4) if "conv" in name else (3, 4)
+    return jnp.asarray(np.random.default_rng(2).normal(size=shape), jnp.float32)
+
+
+def _flax_wrapper_leaves(model) -> dict:
+    """{ramie path: (getter, setter)} over Flax's state, tuple keys flattened."""
+    out = {}
+    for path, var in nnx.to_flat_state(nnx.state(model)):
+        if not isinstance(var, nnx.Variable):
+            continue  # WeightNorm's scales, below
+        flat = tuple(p for part in path for p in (part if isinstance(part, tuple) else (part,)))
+        out[flat] = (var.get_value, var.set_value)
+    for key in getattr(model, "scales", None) or {}:  # plain arrays: not in nnx.state
+        out[("scales", *key)] = (
+            lambda k=key: model.scales[k],
+            lambda v, k=key: model.scales.__setitem__(k, v),
+        )
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPERS))
+def test_weight_wrappers_match_flax(name):
+    theirs = WRAPPERS[name](nnx, nnx.Rngs(0))
+    ours = WRAPPERS[name](layers, Rngs(0))
+    leaves = _flax_wrapper_leaves(theirs)
+    mine = split(ours)[1].flat_state()
+    assert set(mine) == set(leaves)
+    for path, leaf in mine.items():  # the same initial values (u from the same key) ...
+        np.testing.assert_allclose(leaf.value, leaves[path][0](), rtol=1e-6, err_msg=str(path))
+    rng = np.random.default_rng(1)
+    ours_state = split(ours)[1]
+    for path, leaf in ours_state.flat_state().items():  # ... then perturbed alike
+        value = leaf.value + jnp.asarray(rng.normal(0, 0.3, leaf.value.shape), leaf.value.dtype)
+        leaf.value = value
+        leaves[path][1](value)
+    update(ours, ours_state)
+    x = _wrapper_input(name)
+    for train in (True, False):
+        set_mode(ours, theirs, train)
+        for _ in range(2):  # the second call starts from the written-back Params and new u
+            np.testing.assert_allclose(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+        for path, leaf in split(ours)[1].flat_state().items():
+            np.testing.assert_allclose(
+                leaf.value, leaves[path][0](), rtol=1e-5, atol=1e-5, err_msg=f"{path} {train=}"
+            )
+
+
+def test_spectral_norm_update_stats_argument_matches_flax():
+    theirs = WRAPPERS["spectral-linear"](nnx, nnx.Rngs(0))
+    ours = WRAPPERS["spectral-linear"](layers, Rngs(0))
+    x = _wrapper_input("spectral-linear")
+    for update_stats in (False, True, False):
+        np.testing.assert_allclose(
+            ours(x, update_stats=update_stats), theirs(x, update_stats=update_stats), rtol=1e-5
+        )
+        np.testing.assert_allclose(
+            ours.batch_stats["kernel"]["u"].value, theirs.batch_stats[("kernel", "u")][...]
+        )

@@ -82,6 +82,7 @@ from ._recurrent import (
 )
 from ._sequential import Sequential
 from ._stochastic import Dropout
+from ._weight_norms import SpectralNorm, WeightNorm
 
 try:
     __version__: str = _version("ramie-layers")
@@ -118,6 +119,8 @@ __all__ = [
     "RNN",
     "Sequential",
     "SimpleCell",
+    "SpectralNorm",
+    "WeightNorm",
     "avg_pool",
     "celu",
     "combine_masks",

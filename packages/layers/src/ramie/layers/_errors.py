@@ -108,3 +108,37 @@ CARRY_NEEDS_RNGS = (
     "{where}.initialize_carry() was given a random carry_init but no rngs to draw from. "
     "Pass rngs=Rngs(0) (or a key) along with carry_init."
 )
+
+NOT_A_LAYER = (
+    "{wrapper} wraps a layer instance (a ramie Module such as Linear or Conv) but got "
+    "{found}. Build the layer first and pass it: {wrapper}(Linear(4, 3, rngs=rngs), rngs=rngs)."
+)
+
+SPECTRAL_STEPS = (
+    "SpectralNorm: n_steps is the number of power-iteration steps per call, a non-negative "
+    "int, but got {found}. Pass e.g. n_steps=1 (0 leaves the Params unnormalised)."
+)
+
+SPECTRAL_NON_MATRIX = (
+    "{where}: the wrapped Param at '{path}' is {ndim}-D (shape {shape}) but "
+    "error_on_non_matrix=True, and spectral normalisation is defined on matrices. Pass "
+    "error_on_non_matrix=False to view it as a (-1, {last}) matrix, or wrap a layer whose "
+    "Params have at most 2 axes."
+)
+
+WEIGHT_NORM_NOTHING_SELECTED = (
+    "{where}: variable_filter={filter} selects none of the wrapped {layer}'s Params "
+    "({paths}), so nothing would be normalised. Pass a filter that matches one of them, "
+    "e.g. variable_filter=PathContains('kernel')."
+)
+
+WEIGHT_NORM_AXES = (
+    "{where}: feature_axes={axes} is out of range for the wrapped Param at '{path}', which "
+    "has {ndim} axes. Pass axes in [-{ndim}, {ndim}), or feature_axes=None for one scale "
+    "over the whole Param."
+)
+
+WRAPPED_PARAM_CHANGED = (
+    "{where} has no {what} for the wrapped Param at '{path}': the wrapped layer's Params "
+    "changed after the wrapper was built. Build the wrapper again around the changed layer."
+)

@@ -39,7 +39,7 @@ PACKAGES = [
             "hard_silu", "hard_swish", "hard_tanh", "identity", "log_sigmoid", "logsumexp",
             "relu6", "selu", "soft_sign", "softplus", "standardize", "ACTIVATIONS",
             "Activation", "BatchOfOneWarning", "ProtectedLayerError", "promote_dtype",
-            "OptimizedLSTMCell",
+            "OptimizedLSTMCell", "SpectralNorm", "WeightNorm",
         ),
     ),
     Package(
