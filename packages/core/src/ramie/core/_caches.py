@@ -21,7 +21,8 @@ _EXTERNAL: dict[int, weakref.ref] = {}
 
 def register_external(cache: Any) -> None:
     """Have ``clear_caches()`` call ``cache.clear()`` too, while ``cache`` lives."""
-    ref = weakref.ref(cache, lambda r: _EXTERNAL.pop(id(r), None))
+    pop = _EXTERNAL.pop  # bound now: the callback may run at exit, after globals are cleared
+    ref = weakref.ref(cache, lambda r: pop(id(r), None))
     _EXTERNAL[id(ref)] = ref
 
 

@@ -370,8 +370,12 @@ def walk(obj: Any) -> FlatGraph:
 
 
 def _evictor(key):
+    # Bound now: weakref callbacks can run at interpreter exit, after module
+    # globals such as _CACHE have been cleared to None.
+    discard = _CACHE.discard
+
     def evict(_ref):
-        _CACHE.discard(key)
+        discard(key)
 
     return evict
 
