@@ -29,9 +29,9 @@ def test_run_passes_the_flags_to_the_example(capsys):
 
 def test_run_an_unknown_example(capsys):
     with pytest.raises(SystemExit) as exit:
-        _cli.main(["run", "resnet"])
+        _cli.main(["run", "nosuch"])
     assert exit.value.code == 2
-    assert "invalid choice: 'resnet'" in capsys.readouterr().err
+    assert "invalid choice: 'nosuch'" in capsys.readouterr().err
 
 
 def test_missing_extra_says_what_to_install(capsys, monkeypatch):

@@ -17,6 +17,7 @@ TINY = {
     "polyak": ["--epochs", "3"],
     "lora": ["--epochs", "2", "--finetune-epochs", "2"],
     "gnn": ["--epochs", "3", "--steps-per-epoch", "5"],
+    "resnet": ["--epochs", "3", "--width", "8", "--stages", "1,1", "--image-size", "16"],
 }
 PCT = r"(\d+\.\d)%"
 HEADLINES = {
@@ -24,12 +25,13 @@ HEADLINES = {
     "polyak": re.compile(rf"test accuracy: {PCT}, with the EMA weights: {PCT}"),
     "lora": re.compile(rf"shifted task: test accuracy {PCT} frozen -> {PCT} with LoRA"),
     "gnn": re.compile(rf"test accuracy \(unlabelled members\): {PCT} ramie, {PCT} pure JAX"),
+    "resnet": re.compile(rf"test accuracy: {PCT}"),
 }
 
 
 def headline_numbers(name: str, result) -> list[float]:
     """The numbers the last printed line must show, from main()'s return value."""
-    if name == "mnist":
+    if name in ("mnist", "resnet"):
         return [result]
     if name == "polyak":
         return list(result)
@@ -52,7 +54,8 @@ def learning_checks(name: str, log: list[dict[str, float]]) -> None:
         assert log[3]["train_loss"] < log[2]["train_loss"]
         assert log[3]["shifted_test_accuracy"] > log[1]["shifted_test_accuracy"] + 0.2
     assert last["train_loss"] < first["train_loss"]
-    assert last["test_accuracy"] > 0.6  # ten digits: chance is 10%
+    # Ten digits: chance is 10%. The tiny resnet (16x16, 8 channels, 3 epochs) is slower.
+    assert last["test_accuracy"] > (0.35 if name == "resnet" else 0.6)
 
 
 def test_the_examples_are_all_here():
@@ -101,7 +104,8 @@ def test_learns_and_plots(capsys, tmp_path, name):
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_plot_without_matplotlib_says_how_to_install_it(capsys, tmp_path, no_matplotlib, name):
     png = tmp_path / "curves.png"
-    flags = ["--epochs", "1", "--finetune-epochs", "1"] if name == "lora" else ["--epochs", "1"]
+    flags = [*TINY[name], "--epochs", "1"]  # argparse: the last --epochs wins
+    flags += ["--finetune-epochs", "1"] if name == "lora" else []
     with pytest.raises(ImportError):
         import matplotlib  # noqa: F401  (the fixture really hides it)
     _, lines = run(capsys, name, [*flags, "--plot", str(png)])
@@ -111,7 +115,7 @@ def test_plot_without_matplotlib_says_how_to_install_it(capsys, tmp_path, no_mat
     assert HEADLINES[name].fullmatch(lines[-1]), lines[-1]
 
 
-CRASHES = [("mnist", 2), ("polyak", 2), ("lora", 1), ("lora", 3), ("gnn", 2)]
+CRASHES = [("mnist", 2), ("polyak", 2), ("lora", 1), ("lora", 3), ("gnn", 2), ("resnet", 2)]
 
 
 @pytest.mark.parametrize("name, crash", CRASHES)

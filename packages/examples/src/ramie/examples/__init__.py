@@ -8,14 +8,15 @@ with argparse, so ``python -m ramie.examples.<name> --help`` documents it and
 - ``mnist``: the main job, the seed README's CNN on handwritten digits;
 - ``polyak``: ``mnist`` plus a Polyak (EMA) average of the parameters;
 - ``lora``: LoRA adapters added by model surgery, fine-tuned alone;
-- ``gnn``: a jraph graph network on the karate club, with ramie transforms and in pure JAX.
+- ``gnn``: a jraph graph network on the karate club, with ramie transforms and in pure JAX;
+- ``resnet``: ResNet v1.5 with BatchNorm, ``model.train()`` / ``model.eval()``.
 
 The console script ``ramie-examples list`` lists them, ``ramie-examples run
 <name> [flags]`` runs one.
 
 >>> from ramie import examples
 >>> examples.EXAMPLES
-('mnist', 'polyak', 'lora', 'gnn')
+('mnist', 'polyak', 'lora', 'gnn', 'resnet')
 """
 
 from importlib.metadata import version as _version

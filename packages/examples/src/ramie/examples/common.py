@@ -89,6 +89,35 @@ def mnist(data_dir: str | Path) -> tuple[Dataset, Dataset]:
     )
 
 
+def cifar10(data_dir: str | Path) -> tuple[Dataset, Dataset]:
+    """CIFAR-10 from its binary batches (``data_batch_*.bin`` and ``test_batch.bin``).
+
+    Each record is one label byte then 3,072 pixel bytes, channel by channel (3x32x32).
+    """
+    data_dir = Path(data_dir)
+    train_files = sorted(data_dir.glob("data_batch_*.bin"))
+    if not train_files or not (data_dir / "test_batch.bin").is_file():
+        raise FileNotFoundError(
+            f"--data-dir {data_dir}: found no data_batch_*.bin or no test_batch.bin; "
+            "give the folder cifar-10-batches-bin of the CIFAR-10 binary version"
+        )
+
+    def read(paths: list[Path]) -> Dataset:
+        raw = b"".join(path.read_bytes() for path in paths)
+        if len(raw) % 3073:
+            raise ValueError(
+                f"{paths[0].parent}: {len(raw)} bytes is not a whole number of records"
+            )
+        records = np.frombuffer(raw, np.uint8).reshape(-1, 3073)
+        images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        return {
+            "image": (images / 255.0).astype(np.float32),
+            "label": records[:, 0].astype(np.int32),
+        }
+
+    return read(train_files), read([data_dir / "test_batch.bin"])
+
+
 def batches(n: int, batch_size: int, *, seed: int, epoch: int) -> list[np.ndarray]:
     """The shuffled index batches of one epoch (the incomplete last batch is dropped).
 
@@ -150,6 +179,7 @@ __all__ = [
     "SPLIT_SEED",
     "Dataset",
     "batches",
+    "cifar10",
     "digits",
     "log_epoch",
     "mnist",
