@@ -9,14 +9,16 @@ with argparse, so ``python -m ramie.examples.<name> --help`` documents it and
 - ``polyak``: ``mnist`` plus a Polyak (EMA) average of the parameters;
 - ``lora``: LoRA adapters added by model surgery, fine-tuned alone;
 - ``gnn``: a jraph graph network on the karate club, with ramie transforms and in pure JAX;
-- ``resnet``: ResNet v1.5 with BatchNorm, ``model.train()`` / ``model.eval()``.
+- ``resnet``: ResNet v1.5 with BatchNorm, ``model.train()`` / ``model.eval()``;
+- ``lm``: a character-level Transformer, layers scanned, sampled through the KV cache;
+- ``vae``: a convolutional VAE, the reparameterisation trick on a named RNG stream.
 
 The console script ``ramie-examples list`` lists them, ``ramie-examples run
 <name> [flags]`` runs one.
 
 >>> from ramie import examples
 >>> examples.EXAMPLES
-('mnist', 'polyak', 'lora', 'gnn', 'resnet')
+('mnist', 'polyak', 'lora', 'gnn', 'resnet', 'lm', 'vae')
 """
 
 from importlib.metadata import version as _version

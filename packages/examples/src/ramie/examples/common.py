@@ -174,13 +174,45 @@ def plot(history: Iterable[Mapping[str, float]], path: str | Path, title: str) -
     print(f"plot written to {Path(path).resolve()}", flush=True)
 
 
+def image_grid(rows: Mapping[str, np.ndarray], path: str | Path, title: str) -> None:
+    """Write images to a PNG, one labelled row per entry of ``rows`` ((N, H, W, 1) each)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(PLOT_MISSING.format(path=path), flush=True)
+        return
+    columns = max(len(images) for images in rows.values())
+    fig, axes = plt.subplots(len(rows), columns, figsize=(columns, len(rows) + 0.5), squeeze=False)
+    for axis_row, (name, images) in zip(axes, rows.items(), strict=True):
+        axis_row[0].set_title(name, loc="left", fontsize=9)
+        for axis, image in zip(axis_row, images, strict=False):
+            axis.imshow(image[..., 0], cmap="gray_r", vmin=0, vmax=1)
+        for axis in axis_row:
+            axis.axis("off")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    print(f"images written to {Path(path).resolve()}", flush=True)
+
+
+def beside(path: str | Path, suffix: str) -> Path:
+    """``curves.png`` -> ``curves-samples.png``: a second picture next to the --plot one."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}-{suffix}{path.suffix}")
+
+
 __all__ = [
     "PLOT_MISSING",
     "SPLIT_SEED",
     "Dataset",
     "batches",
+    "beside",
     "cifar10",
     "digits",
+    "image_grid",
     "log_epoch",
     "mnist",
     "plot",
