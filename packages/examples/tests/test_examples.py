@@ -21,6 +21,7 @@ TINY = {
     "lm": ["--epochs", "3", "--steps-per-epoch", "15", "--features", "32", "--context", "32"]
     + ["--sample-length", "20"],
     "vae": ["--epochs", "3"],
+    "gan": ["--epochs", "3"],
 }
 PCT = r"(\d+\.\d)%"
 HEADLINES = {
@@ -31,6 +32,10 @@ HEADLINES = {
     "resnet": re.compile(rf"test accuracy: {PCT}"),
     "lm": re.compile(r"validation bits per character: (\d+\.\d{3})"),
     "vae": re.compile(r"test ELBO: (-\d+\.\d\d) nats per image"),
+    "gan": re.compile(
+        rf"discriminator loss (\d\.\d{{3}}), generator loss (\d+\.\d{{3}}), "
+        rf"discriminator accuracy {PCT}"
+    ),
 }
 
 
@@ -40,6 +45,8 @@ def headline_numbers(name: str, result) -> list[float]:
         return [result]
     if name == "lm":
         return [result["valid_bpc"]]
+    if name == "gan":
+        return [result["d_loss"], result["g_loss"], result["d_accuracy"]]
     if name == "polyak":
         return list(result)
     if name == "lora":
@@ -69,6 +76,11 @@ def learning_checks(name: str, log: list[dict[str, float]]) -> None:
     if name == "lm":  # 96 characters: chance is log2(96) = 6.6 bits per character
         assert last["train_loss"] < first["train_loss"] and last["valid_bpc"] < first["valid_bpc"]
         assert last["valid_bpc"] < 4.5
+        return
+    if name == "gan":  # a game, not a descent: both losses move, neither side wins outright
+        for loss in ("d_loss", "g_loss"):
+            assert len({round(row[loss], 3) for row in log}) == len(log)
+        assert 0.5 < log[-1]["d_accuracy"] < 1.0
         return
     if name == "vae":  # the negative ELBO falls, both terms are alive
         assert (

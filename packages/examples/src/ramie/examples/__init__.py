@@ -11,14 +11,15 @@ with argparse, so ``python -m ramie.examples.<name> --help`` documents it and
 - ``gnn``: a jraph graph network on the karate club, with ramie transforms and in pure JAX;
 - ``resnet``: ResNet v1.5 with BatchNorm, ``model.train()`` / ``model.eval()``;
 - ``lm``: a character-level Transformer, layers scanned, sampled through the KV cache;
-- ``vae``: a convolutional VAE, the reparameterisation trick on a named RNG stream.
+- ``vae``: a convolutional VAE, the reparameterisation trick on a named RNG stream;
+- ``gan``: a small DCGAN, two ``nn.Optimizer`` over the two halves of one model.
 
 The console script ``ramie-examples list`` lists them, ``ramie-examples run
 <name> [flags]`` runs one.
 
 >>> from ramie import examples
 >>> examples.EXAMPLES
-('mnist', 'polyak', 'lora', 'gnn', 'resnet', 'lm', 'vae')
+('mnist', 'polyak', 'lora', 'gnn', 'resnet', 'lm', 'vae', 'gan')
 """
 
 from importlib.metadata import version as _version
