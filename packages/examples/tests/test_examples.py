@@ -22,6 +22,9 @@ TINY = {
     + ["--sample-length", "20"],
     "vae": ["--epochs", "3"],
     "gan": ["--epochs", "3"],
+    "seq2seq": ["--epochs", "3", "--steps-per-epoch", "100"],
+    "segmentation": ["--epochs", "3", "--train-size", "240", "--image-size", "24", "--width", "8"]
+    + ["--learning-rate", "5e-3"],
 }
 PCT = r"(\d+\.\d)%"
 HEADLINES = {
@@ -36,12 +39,14 @@ HEADLINES = {
         rf"discriminator loss (\d\.\d{{3}}), generator loss (\d+\.\d{{3}}), "
         rf"discriminator accuracy {PCT}"
     ),
+    "seq2seq": re.compile(rf"test exact-match accuracy: {PCT}"),
+    "segmentation": re.compile(rf"test mean IoU: {PCT}"),
 }
 
 
 def headline_numbers(name: str, result) -> list[float]:
     """The numbers the last printed line must show, from main()'s return value."""
-    if name in ("mnist", "resnet", "vae"):
+    if name in ("mnist", "resnet", "vae", "seq2seq", "segmentation"):
         return [result]
     if name == "lm":
         return [result["valid_bpc"]]
@@ -81,6 +86,13 @@ def learning_checks(name: str, log: list[dict[str, float]]) -> None:
         for loss in ("d_loss", "g_loss"):
             assert len({round(row[loss], 3) for row in log}) == len(log)
         assert 0.5 < log[-1]["d_accuracy"] < 1.0
+        return
+    if name == "seq2seq":  # guessing a whole 2- or 3-character sum: chance is well under 1%
+        assert last["train_loss"] < first["train_loss"] - 0.3
+        assert last["test_exact_match_accuracy"] > 0.2
+        return
+    if name == "segmentation":  # all background: 0.2 mean IoU; this needs the shapes right
+        assert last["train_loss"] < first["train_loss"] and last["test_mean_iou"] > 0.3
         return
     if name == "vae":  # the negative ELBO falls, both terms are alive
         assert (
@@ -165,6 +177,9 @@ CRASHES = [
     ("resnet", 2),
     ("lm", 2),
     ("vae", 2),
+    ("gan", 2),
+    ("seq2seq", 2),
+    ("segmentation", 2),
 ]
 
 
