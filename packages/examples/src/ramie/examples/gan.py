@@ -7,7 +7,7 @@ discriminator (the non-saturating loss). Strided convolutions, transposed
 convolutions and leaky ReLUs, as in DCGAN. ``--plot`` also writes a grid of
 samples::
 
-    python -m ramie.examples.gan                       # about a minute on 2 CPU cores
+    python -m ramie.examples.gan                       # about 20 s on 2 CPU cores
     python -m ramie.examples.gan --plot curves.png
 """
 

@@ -8,7 +8,7 @@ applied by ``nn.scan``; ``--no-scan-layers`` builds a list and loops in Python
 instead (the same numbers, a longer compile). Sampling runs one character at a
 time through the attention's key/value cache (``decode=True``)::
 
-    python -m ramie.examples.lm                        # about a minute on 2 CPU cores
+    python -m ramie.examples.lm                        # about 75 s on 2 CPU cores
     python -m ramie.examples.lm --temperature 0.5 --top-k 5 --sample-length 400
 """
 

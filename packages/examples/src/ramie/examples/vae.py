@@ -8,7 +8,7 @@ negative ELBO: reconstruction cross-entropy plus the KL divergence to the
 standard normal prior, in nats per image. ``--plot`` also writes a grid of
 samples from the prior and of test reconstructions::
 
-    python -m ramie.examples.vae                       # about 30 s on 2 CPU cores
+    python -m ramie.examples.vae                       # 20-35 s on 2 CPU cores
     python -m ramie.examples.vae --latent 2 --plot curves.png
 """
 
