@@ -16,7 +16,7 @@ def test_list(capsys):
     assert _cli.main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == list(EXAMPLES)
-    assert lines[0] == f"mnist   {describe('mnist')}"
+    assert lines[0] == f"mnist{' ' * 9}{describe('mnist')}"  # padded to "segmentation"
     assert describe("gnn").startswith("Node classification on Zachary's karate club")
 
 
