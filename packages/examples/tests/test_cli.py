@@ -16,7 +16,7 @@ def test_list(capsys):
     assert _cli.main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == list(EXAMPLES)
-    assert lines[0] == f"mnist   {describe('mnist')}"
+    assert lines[0] == f"mnist{' ' * 9}{describe('mnist')}"  # padded to "segmentation"
     assert describe("gnn").startswith("Node classification on Zachary's karate club")
 
 
@@ -29,9 +29,9 @@ def test_run_passes_the_flags_to_the_example(capsys):
 
 def test_run_an_unknown_example(capsys):
     with pytest.raises(SystemExit) as exit:
-        _cli.main(["run", "resnet"])
+        _cli.main(["run", "nosuch"])
     assert exit.value.code == 2
-    assert "invalid choice: 'resnet'" in capsys.readouterr().err
+    assert "invalid choice: 'nosuch'" in capsys.readouterr().err
 
 
 def test_missing_extra_says_what_to_install(capsys, monkeypatch):

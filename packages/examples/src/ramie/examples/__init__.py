@@ -8,14 +8,20 @@ with argparse, so ``python -m ramie.examples.<name> --help`` documents it and
 - ``mnist``: the main job, the seed README's CNN on handwritten digits;
 - ``polyak``: ``mnist`` plus a Polyak (EMA) average of the parameters;
 - ``lora``: LoRA adapters added by model surgery, fine-tuned alone;
-- ``gnn``: a jraph graph network on the karate club, with ramie transforms and in pure JAX.
+- ``gnn``: a jraph graph network on the karate club, with ramie transforms and in pure JAX;
+- ``resnet``: ResNet v1.5 with BatchNorm, ``model.train()`` / ``model.eval()``;
+- ``lm``: a character-level Transformer, layers scanned, sampled through the KV cache;
+- ``vae``: a convolutional VAE, the reparameterisation trick on a named RNG stream;
+- ``gan``: a small DCGAN, two ``nn.Optimizer`` over the two halves of one model;
+- ``seq2seq``: an LSTM encoder-decoder (``nn.RNN``) learning to add, greedy decoding;
+- ``segmentation``: a tiny U-Net (``ConvTranspose``, skip connections), mean IoU.
 
 The console script ``ramie-examples list`` lists them, ``ramie-examples run
 <name> [flags]`` runs one.
 
 >>> from ramie import examples
 >>> examples.EXAMPLES
-('mnist', 'polyak', 'lora', 'gnn')
+('mnist', 'polyak', 'lora', 'gnn', 'resnet', 'lm', 'vae', 'gan', 'seq2seq', 'segmentation')
 """
 
 from importlib.metadata import version as _version

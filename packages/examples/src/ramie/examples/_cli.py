@@ -7,7 +7,18 @@ import importlib
 import importlib.util
 import sys
 
-EXAMPLES = ("mnist", "polyak", "lora", "gnn")
+EXAMPLES = (
+    "mnist",
+    "polyak",
+    "lora",
+    "gnn",
+    "resnet",
+    "lm",
+    "vae",
+    "gan",
+    "seq2seq",
+    "segmentation",
+)
 EXTRAS = {"gnn": "gnn"}  # examples that need an optional extra of ramie-examples
 MISSING_EXTRA = (
     "ramie-examples: the {name} example needs {module}, which is not installed; "

@@ -89,6 +89,35 @@ def mnist(data_dir: str | Path) -> tuple[Dataset, Dataset]:
     )
 
 
+def cifar10(data_dir: str | Path) -> tuple[Dataset, Dataset]:
+    """CIFAR-10 from its binary batches (``data_batch_*.bin`` and ``test_batch.bin``).
+
+    Each record is one label byte then 3,072 pixel bytes, channel by channel (3x32x32).
+    """
+    data_dir = Path(data_dir)
+    train_files = sorted(data_dir.glob("data_batch_*.bin"))
+    if not train_files or not (data_dir / "test_batch.bin").is_file():
+        raise FileNotFoundError(
+            f"--data-dir {data_dir}: found no data_batch_*.bin or no test_batch.bin; "
+            "give the folder cifar-10-batches-bin of the CIFAR-10 binary version"
+        )
+
+    def read(paths: list[Path]) -> Dataset:
+        raw = b"".join(path.read_bytes() for path in paths)
+        if len(raw) % 3073:
+            raise ValueError(
+                f"{paths[0].parent}: {len(raw)} bytes is not a whole number of records"
+            )
+        records = np.frombuffer(raw, np.uint8).reshape(-1, 3073)
+        images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        return {
+            "image": (images / 255.0).astype(np.float32),
+            "label": records[:, 0].astype(np.int32),
+        }
+
+    return read(train_files), read([data_dir / "test_batch.bin"])
+
+
 def batches(n: int, batch_size: int, *, seed: int, epoch: int) -> list[np.ndarray]:
     """The shuffled index batches of one epoch (the incomplete last batch is dropped).
 
@@ -145,12 +174,45 @@ def plot(history: Iterable[Mapping[str, float]], path: str | Path, title: str) -
     print(f"plot written to {Path(path).resolve()}", flush=True)
 
 
+def image_grid(rows: Mapping[str, np.ndarray], path: str | Path, title: str) -> None:
+    """Write images to a PNG, one labelled row per entry of ``rows`` ((N, H, W, 1) each)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(PLOT_MISSING.format(path=path), flush=True)
+        return
+    columns = max(len(images) for images in rows.values())
+    fig, axes = plt.subplots(len(rows), columns, figsize=(columns, len(rows) + 0.5), squeeze=False)
+    for axis_row, (name, images) in zip(axes, rows.items(), strict=True):
+        axis_row[0].set_title(name, loc="left", fontsize=9)
+        for axis, image in zip(axis_row, images, strict=False):
+            axis.imshow(image[..., 0], cmap="gray_r", vmin=0, vmax=1)
+        for axis in axis_row:
+            axis.axis("off")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    print(f"images written to {Path(path).resolve()}", flush=True)
+
+
+def beside(path: str | Path, suffix: str) -> Path:
+    """``curves.png`` -> ``curves-samples.png``: a second picture next to the --plot one."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}-{suffix}{path.suffix}")
+
+
 __all__ = [
     "PLOT_MISSING",
     "SPLIT_SEED",
     "Dataset",
     "batches",
+    "beside",
+    "cifar10",
     "digits",
+    "image_grid",
     "log_epoch",
     "mnist",
     "plot",
