@@ -21,13 +21,14 @@ objects, keeping shared references shared.
 
 from importlib.metadata import version as _version
 
-from ._autodiff import grad, jvp, value_and_grad, vjp
+from ._autodiff import DiffState, grad, jvp, value_and_grad, vjp
 from ._axes import Carry, StateAxes
 from ._cache import clear_caches
 from ._control import cond, eval_shape, remat, switch
 from ._custom_vjp import custom_vjp
 from ._errors import CarryError, StructureChangedError, TransformArgumentError
 from ._jit import jit
+from ._jit_aot import cached_partial, jit_partial
 from ._loops import fori_loop, while_loop
 from ._scan import scan
 from ._shard_map import shard_map
@@ -36,9 +37,11 @@ from ._vmap import split_rngs, vmap
 __all__ = [
     "Carry",
     "CarryError",
+    "DiffState",
     "StateAxes",
     "StructureChangedError",
     "TransformArgumentError",
+    "cached_partial",
     "clear_caches",
     "cond",
     "custom_vjp",
@@ -46,6 +49,7 @@ __all__ = [
     "fori_loop",
     "grad",
     "jit",
+    "jit_partial",
     "jvp",
     "remat",
     "scan",

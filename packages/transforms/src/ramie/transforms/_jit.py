@@ -21,7 +21,7 @@ import numpy as np
 from ramie import core
 from ramie.core import extend
 
-from . import _argnums, _axes, _cache
+from . import _argnums, _axes, _cache, _jit_aot
 from . import _graphargs as ga
 
 # Argument types that can never hold a ramie object: passed through as leaves. JAX's
@@ -372,6 +372,10 @@ class _Jitted:
 
     # -- general path: nested containers, kwargs, static arguments ---------------
     def _call_general(self, args: tuple, kwargs: dict) -> Any:
+        return self._run(*self.general_layout(args, kwargs))
+
+    def general_layout(self, args: tuple, kwargs: dict) -> tuple:
+        """``(layout, fg, objs, values, leaves)`` of a call, as ``_run`` takes them."""
         donated = None
         if self._donates:
             nums = _argnums.at_call(self.donate_argnums, len(args))
@@ -396,7 +400,7 @@ class _Jitted:
                 leaves=tuple(id(x) in leaf_ids for x in ex.leaves),
             )
         layout = self._intern(fg, ex.spec, statics, dmask, None)
-        return self._run(layout, fg, ex.objs, fg.values(), ex.leaves)
+        return layout, fg, ex.objs, fg.values(), ex.leaves
 
 
 class _AlwaysGeneral(dict):
@@ -570,4 +574,4 @@ def jit(
     )
     if fun is None:
         return functools.partial(jit, **options)
-    return _Jitted(fun, **options).caller()
+    return _jit_aot.with_stages(_Jitted(fun, **options).caller())
