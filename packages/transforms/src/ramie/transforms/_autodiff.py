@@ -73,7 +73,13 @@ class _DiffCall:
     """
 
     def __init__(
-        self, name: str, args: tuple, kwargs: dict, argnums: tuple, wrt: Any, per_arg: dict | None = None
+        self,
+        name: str,
+        args: tuple,
+        kwargs: dict,
+        argnums: tuple,
+        wrt: Any,
+        per_arg: dict | None = None,
     ):
         for i in argnums:
             if not -len(args) <= i < len(args):

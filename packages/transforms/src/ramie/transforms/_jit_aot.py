@@ -208,4 +208,3 @@ def cached_partial(fun: Callable, *cached_args: Any) -> Callable:
     bound = functools.partial(fun, *cached_args)
     functools.update_wrapper(bound, fun)
     return bound
-
