@@ -27,14 +27,18 @@ from ._cache import clear_caches
 from ._control import cond, eval_shape, remat, switch
 from ._custom_vjp import custom_vjp
 from ._errors import CarryError, StructureChangedError, TransformArgumentError
+from ._inspection import checkify, make_jaxpr
 from ._jit import jit
 from ._jit_aot import cached_partial, jit_partial
 from ._loops import fori_loop, while_loop
+from ._partition import PARTITION_NAME
+from ._pmap import pmap
 from ._scan import scan
 from ._shard_map import shard_map
 from ._vmap import split_rngs, vmap
 
 __all__ = [
+    "PARTITION_NAME",
     "Carry",
     "CarryError",
     "DiffState",
@@ -42,6 +46,7 @@ __all__ = [
     "StructureChangedError",
     "TransformArgumentError",
     "cached_partial",
+    "checkify",
     "clear_caches",
     "cond",
     "custom_vjp",
@@ -51,6 +56,8 @@ __all__ = [
     "jit",
     "jit_partial",
     "jvp",
+    "make_jaxpr",
+    "pmap",
     "remat",
     "scan",
     "shard_map",
