@@ -71,7 +71,8 @@ def test_pmap_writes_mutations_back_and_reduces_across_devices():
     np.testing.assert_allclose(out, jnp.broadcast_to(out[0], out.shape), rtol=1e-6)
     # ... equal to the mean of the per-layer gradients computed one by one
     per_layer = [
-        jax.grad(lambda k: ((x[i] @ k) ** 2).mean())(stack.kernel.value[i]) for i in range(8)
+        jax.grad(lambda k, xi: ((xi @ k) ** 2).mean())(stack.kernel.value[i], x[i])
+        for i in range(8)
     ]
     np.testing.assert_allclose(out[0], np.mean(per_layer, axis=0), rtol=1e-5)
     assert stack.count.value.tolist() == [1] * 8  # BatchStat mutations came back
@@ -261,7 +262,7 @@ def test_checkify_with_float_checks_catches_nan():
     m = Dense(2, 2, core.Rngs(0))
     err, _ = checkify(lambda m: jnp.log(m.kernel.value.sum() ** 2 + 1), errors=ck.float_checks)(m)
     assert err.get() is None
-    err, _ = checkify(lambda m: jnp.log(-m.kernel.value.sum() ** 2 - 1), errors=ck.float_checks)(
+    err, _ = checkify(lambda m: jnp.log(-(m.kernel.value.sum() ** 2) - 1), errors=ck.float_checks)(
         m
     )
     assert "nan generated" in err.get()
