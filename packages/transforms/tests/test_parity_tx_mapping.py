@@ -3,10 +3,14 @@ PARTITION_NAME, and make_jaxpr / checkify over ramie objects."""
 
 from __future__ import annotations
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jax.experimental import checkify as ck
 
 from ramie import core
@@ -15,6 +19,7 @@ from ramie.transforms import (
     Carry,
     StateAxes,
     TransformArgumentError,
+    _axes,
     checkify,
     grad,
     jit,
@@ -266,3 +271,39 @@ def test_checkify_with_float_checks_catches_nan():
         m
     )
     assert "nan generated" in err.get()
+
+
+# -- bind_keywords, the rule behind keyword in_axes -----------------------------------
+def _function(n_positional: int, first_default: int, n_keyword_only: int):
+    names = [f"p{i}" for i in range(n_positional)]
+    params = [f"{n}={i}" if i >= first_default else n for i, n in enumerate(names)]
+    kw_only = [f"k{i}=None" for i in range(n_keyword_only)]
+    source = f"def f({', '.join([*params, *(['*', *kw_only] if kw_only else [])])}): pass"
+    namespace: dict = {}
+    exec(source, namespace)
+    return namespace["f"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_bind_keywords_keeps_the_call_and_leaves_only_keyword_only_names(data):
+    n = data.draw(st.integers(0, 5), label="positional parameters")
+    first_default = data.draw(st.integers(0, n), label="first with a default")
+    f = _function(n, first_default, data.draw(st.integers(0, 2), label="keyword-only"))
+    given_positionally = data.draw(st.integers(0, n), label="passed by position")
+    args = tuple(f"a{i}" for i in range(given_positionally))
+    kwargs = {
+        f"p{i}": f"v{i}"
+        for i in range(given_positionally, n)
+        if i < first_default or data.draw(st.booleans(), label=f"pass p{i}")
+    }
+    keyword_only = [p for p in inspect.signature(f).parameters if p.startswith("k")]
+    kwargs.update({k: "kw" for k in keyword_only if data.draw(st.booleans(), label=f"pass {k}")})
+    bound_args, rest = _axes.bind_keywords(f, args, kwargs)
+    sig = inspect.signature(f)
+    before, after = sig.bind(*args, **kwargs), sig.bind(*bound_args, **rest)
+    before.apply_defaults()
+    after.apply_defaults()
+    assert before.arguments == after.arguments  # the same call
+    assert all(k.startswith("k") for k in rest)  # only keyword-only names stay keywords
+    assert bound_args[: len(args)] == args

@@ -83,7 +83,7 @@ class Compiled:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         jitted, layout, fg, objs, inputs = _prepared(self._call, args, kwargs)
-        if layout is not self._layout:
+        if _key(layout) != _key(self._layout):
             raise _errors.TransformArgumentError(
                 _errors.COMPILED_OTHER_STRUCTURE.format(name=_name(self._call))
             )
@@ -92,6 +92,11 @@ class Compiled:
 
     def __getattr__(self, name: str) -> Any:  # as_text, cost_analysis, memory_analysis, ...
         return getattr(self._stage, name)
+
+
+def _key(layout: Any) -> tuple:
+    """What makes two layouts the same compiled function (interning may have made two)."""
+    return (layout.graphdef, layout.spec, layout.statics, layout.dmask)
 
 
 def _name(call: Callable) -> str:
