@@ -7,7 +7,8 @@ per layer, stacked), applied by ``nnx.scan`` over the stack, and trained by
 ``nnx.Optimizer`` inside ``nnx.jit`` with ``nnx.value_and_grad``. The same
 program defines the plain version, a Python loop over an ``nnx.List`` of
 blocks; the tests load the stacked weights (and dropout keys) into it and
-check that both train to the same numbers.
+check that both train to the same numbers. When Flax is installed, the
+original program runs too and gives the same losses.
 """
 
 import jax
@@ -196,3 +197,13 @@ def test_scan_over_vmapped_layers_equals_the_loop_over_layers(ours):
     stacked = ours["model"].blocks.up.kernel.value
     for i, block in enumerate(ours["loop"].blocks):
         np.testing.assert_allclose(stacked[i], block.up.kernel.value, rtol=1e-4, atol=1e-6)
+
+
+def test_same_losses_as_flax_nnx(ours):
+    """Flax NNX runs the original program; ramie gives the same initial weights
+    and dropout keys (same RNG streams through split_rngs and vmap), so the first
+    training steps give the same losses."""
+    pytest.importorskip("flax.nnx")
+    theirs = run(IMPORT_LINE)
+    _, losses = theirs["train"](theirs["model"], 8)
+    np.testing.assert_allclose(ours["losses"][:8], losses, rtol=2e-6)
