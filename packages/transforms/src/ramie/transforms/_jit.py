@@ -549,6 +549,10 @@ def jit(
     argument a ``Sharding`` (for all of an object's leaves) or a State of
     shardings; ``out_shardings`` applies to an output holding no objects.
 
+    The jitted function also has JAX's ahead-of-time stages for ramie
+    arguments: ``.trace(...)``, ``.lower(...)`` (``.compile()`` it) and
+    ``.eval_shape(...)``.
+
     >>> import jax.numpy as jnp
     >>> from ramie import core
     >>> from ramie.transforms import jit
