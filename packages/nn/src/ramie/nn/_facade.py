@@ -49,7 +49,8 @@ PACKAGES = [
             "jit", "grad", "value_and_grad", "vjp", "jvp", "custom_vjp", "vmap", "scan",
             "remat", "cond", "switch", "fori_loop", "while_loop", "eval_shape", "shard_map",
             "Carry", "StateAxes", "split_rngs", "CarryError", "StructureChangedError",
-            "TransformArgumentError", "clear_caches",
+            "TransformArgumentError", "clear_caches", "pmap", "make_jaxpr", "checkify",
+            "DiffState", "cached_partial", "jit_partial", "PARTITION_NAME",
         ),
     ),
     Package(

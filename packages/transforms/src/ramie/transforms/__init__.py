@@ -21,24 +21,32 @@ objects, keeping shared references shared.
 
 from importlib.metadata import version as _version
 
-from ._autodiff import grad, jvp, value_and_grad, vjp
+from ._autodiff import DiffState, grad, jvp, value_and_grad, vjp
 from ._axes import Carry, StateAxes
 from ._cache import clear_caches
 from ._control import cond, eval_shape, remat, switch
 from ._custom_vjp import custom_vjp
 from ._errors import CarryError, StructureChangedError, TransformArgumentError
+from ._inspection import checkify, make_jaxpr
 from ._jit import jit
+from ._jit_aot import cached_partial, jit_partial
 from ._loops import fori_loop, while_loop
+from ._partition import PARTITION_NAME
+from ._pmap import pmap
 from ._scan import scan
 from ._shard_map import shard_map
 from ._vmap import split_rngs, vmap
 
 __all__ = [
+    "PARTITION_NAME",
     "Carry",
     "CarryError",
+    "DiffState",
     "StateAxes",
     "StructureChangedError",
     "TransformArgumentError",
+    "cached_partial",
+    "checkify",
     "clear_caches",
     "cond",
     "custom_vjp",
@@ -46,7 +54,10 @@ __all__ = [
     "fori_loop",
     "grad",
     "jit",
+    "jit_partial",
     "jvp",
+    "make_jaxpr",
+    "pmap",
     "remat",
     "scan",
     "shard_map",

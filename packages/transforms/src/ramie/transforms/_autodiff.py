@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 
@@ -23,8 +23,44 @@ from . import _errors
 from . import _graphargs as ga
 
 
-def _argnums_tuple(argnums: int | Sequence[int]) -> tuple[int, ...]:
-    return (argnums,) if isinstance(argnums, int) else tuple(argnums)
+class DiffState(NamedTuple):
+    """An ``argnums`` entry of ``grad``/``value_and_grad`` with its own filter.
+
+    ``DiffState(argnum, filter)`` differentiates argument ``argnum`` with
+    respect to the leaves ``filter`` selects (instead of ``wrt``); it may be
+    mixed with plain ints in a tuple, each int using ``wrt``.
+
+    >>> import jax.numpy as jnp
+    >>> from ramie import core
+    >>> from ramie.transforms import DiffState, grad
+    >>> class Affine(core.Module):
+    ...     def __init__(self):
+    ...         self.w = core.Param(jnp.array(2.0))
+    ...         self.b = core.Param(jnp.array(1.0))
+    >>> g = grad(lambda m: m.w.value * m.b.value, argnums=DiffState(0, core.PathContains("w")))
+    >>> sorted(g(Affine()).keys())
+    ['w']
+    """
+
+    argnum: int
+    filter: Any
+
+
+def _argnums_tuple(argnums: Any) -> tuple[int, ...]:
+    """The argument numbers of ``argnums`` (ints and ``DiffState``s, or one of them)."""
+    if isinstance(argnums, (int, DiffState)):
+        argnums = (argnums,)
+    return tuple(a.argnum if isinstance(a, DiffState) else a for a in argnums)
+
+
+def _wrt_per_argnum(argnums: Any, wrt: Any) -> dict:
+    """The filter of each argument number: its ``DiffState``'s, else ``wrt``."""
+    if isinstance(argnums, (int, DiffState)):
+        argnums = (argnums,)
+    return {
+        a.argnum if isinstance(a, DiffState) else a: a.filter if isinstance(a, DiffState) else wrt
+        for a in argnums
+    }
 
 
 class _DiffCall:
@@ -36,7 +72,15 @@ class _DiffCall:
     leaf of a pytree argument.
     """
 
-    def __init__(self, name: str, args: tuple, kwargs: dict, argnums: tuple, wrt: Any):
+    def __init__(
+        self,
+        name: str,
+        args: tuple,
+        kwargs: dict,
+        argnums: tuple,
+        wrt: Any,
+        per_arg: dict | None = None,
+    ):
         for i in argnums:
             if not -len(args) <= i < len(args):
                 raise _errors.TransformArgumentError(
@@ -70,13 +114,19 @@ class _DiffCall:
         # An object passed in several arguments is differentiated if any is in argnums.
         diff_objs = {s for a in self.argnums for s, _ in self.items.get(a, ()) if s >= 0}
         direct = {self.var_pos[i] for i in diff_objs if self.var_pos[i] is not None}
-        pred = core.to_predicate(wrt)
+        # Each object's filter: that of the first differentiated argument holding it.
+        filters = {}
+        for a, given in zip(argnums, self.argnums, strict=True):
+            wanted = wrt if per_arg is None else per_arg.get(a, per_arg.get(given, wrt))
+            for s, _ in self.items.get(given, ()):
+                if s >= 0:
+                    filters.setdefault(s, core.to_predicate(wanted))
         self.vmask = tuple(
             k in direct
             or (
                 p[0] in diff_objs
                 and isinstance(ex.objs[p[0]], core.Module)
-                and pred(p[1:], extend.leaf(r))
+                and filters[p[0]](p[1:], extend.leaf(r))
             )
             for k, (p, r) in enumerate(zip(fg.paths, fg.refs, strict=True))
         )
@@ -232,8 +282,8 @@ def _join(mask, chosen, rest):
 
 
 def value_and_grad(
-    fun: Callable,
-    argnums: int | Sequence[int] = 0,
+    fun: Callable | None = None,
+    argnums: int | DiffState | Sequence[int | DiffState] = 0,
     has_aux: bool = False,
     *,
     wrt: core.Filter = core.Param,
@@ -259,12 +309,26 @@ def value_and_grad(
     >>> loss, grads = value_and_grad(lambda m, x: (m.w.value * x) ** 2)(Scale(), 2.0)
     >>> float(loss), float(grads["w"].value)
     (36.0, 24.0)
+
+    ``argnums`` entries may be ``DiffState(argnum, filter)`` to choose the
+    differentiated state per argument. Without ``fun`` it returns a
+    decorator: ``@value_and_grad(has_aux=True)``.
     """
+    if fun is None:
+        return functools.partial(
+            value_and_grad,
+            argnums=argnums,
+            has_aux=has_aux,
+            wrt=wrt,
+            holomorphic=holomorphic,
+            allow_int=allow_int,
+        )
     nums = _argnums_tuple(argnums)
+    per_arg = _wrt_per_argnum(argnums, wrt)
 
     @functools.wraps(fun)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        call = _DiffCall("value_and_grad", args, kwargs, nums, wrt)
+        call = _DiffCall("value_and_grad", args, kwargs, nums, wrt, per_arg)
         diff, kept = call.split()
         (value, extra), g = jax.value_and_grad(
             call.traced(fun, has_aux),
@@ -280,8 +344,8 @@ def value_and_grad(
 
 
 def grad(
-    fun: Callable,
-    argnums: int | Sequence[int] = 0,
+    fun: Callable | None = None,
+    argnums: int | DiffState | Sequence[int | DiffState] = 0,
     has_aux: bool = False,
     *,
     wrt: core.Filter = core.Param,
@@ -298,7 +362,18 @@ def grad(
     ...         self.w = core.Param(jnp.array(3.0))
     >>> float(grad(lambda m: m.w.value ** 2)(Scale())["w"].value)
     6.0
+
+    Without ``fun`` it returns a decorator: ``@grad(argnums=1)``.
     """
+    if fun is None:
+        return functools.partial(
+            grad,
+            argnums=argnums,
+            has_aux=has_aux,
+            wrt=wrt,
+            holomorphic=holomorphic,
+            allow_int=allow_int,
+        )
     vg = value_and_grad(
         fun, argnums, has_aux, wrt=wrt, holomorphic=holomorphic, allow_int=allow_int
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -80,6 +81,48 @@ class StateAxes:
 
     def __hash__(self) -> int:
         return hash((self.filters, self.axes))
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def bind_keywords(fun: Callable, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """Move keyword arguments that name positional parameters into their positions.
+
+    So ``in_axes`` (one entry per position) applies to them whichever way they
+    are passed, as in Flax NNX. A parameter skipped on the way takes its
+    default. Keyword-only arguments stay keywords (``vmap`` maps them over
+    axis 0, ``scan`` broadcasts them); so does everything when the signature
+    cannot be read or a skipped parameter has no default (the call then
+    raises Python's own ``TypeError``).
+
+    >>> def f(a, b=2, c=3, *, d=4):
+    ...     pass
+    >>> bind_keywords(f, (1,), {"c": 5, "d": 6})
+    ((1, 2, 5), {'d': 6})
+    >>> bind_keywords(lambda a, b, c: None, (1,), {"c": 5})  # b has no default
+    ((1,), {'c': 5})
+    """
+    if not kwargs:
+        return args, kwargs
+    try:
+        params = inspect.signature(fun).parameters.values()
+    except (TypeError, ValueError):
+        return args, kwargs
+    rest = [p for p in params if p.kind in _POSITIONAL][len(args) :]
+    named = [i for i, p in enumerate(rest) if p.name in kwargs]
+    if not named:
+        return args, kwargs
+    left = dict(kwargs)
+    bound = list(args)
+    for p in rest[: named[-1] + 1]:
+        if p.name in left:
+            bound.append(left.pop(p.name))
+        elif p.default is not inspect.Parameter.empty:
+            bound.append(p.default)
+        else:
+            return args, kwargs
+    return tuple(bound), left
 
 
 def per_argument(transform: str, axes: Any, nargs: int) -> tuple:

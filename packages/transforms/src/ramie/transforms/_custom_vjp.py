@@ -43,7 +43,14 @@ class custom_vjp:  # noqa: N801 - named like jax.custom_vjp
     >>> apply.defvjp(fwd, bwd)
     >>> float(grad(lambda m: apply(m, 2.0))(Scale())["w"].value)
     20.0
+
+    Without ``fun`` it returns a decorator: ``@custom_vjp(nondiff_argnums=(1,))``.
     """
+
+    def __new__(cls, fun: Callable | None = None, nondiff_argnums: Sequence[int] = ()):
+        if fun is None:
+            return functools.partial(cls, nondiff_argnums=nondiff_argnums)
+        return super().__new__(cls)
 
     def __init__(self, fun: Callable, nondiff_argnums: Sequence[int] = ()):
         functools.update_wrapper(self, fun)

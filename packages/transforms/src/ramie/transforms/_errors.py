@@ -159,3 +159,9 @@ BRANCH_STRUCTURE = (
     "structures:\n{changes}\nEvery branch must make the same structural changes (e.g. sow "
     "the same Intermediates); sow in all branches or before the {transform}."
 )
+COMPILED_OTHER_STRUCTURE = (
+    "The compiled function from {name}.lower(...).compile() was called with arguments of "
+    "another structure than it was lowered for (objects, static values or donation "
+    "differ): lower and compile again for these arguments, or call the jitted function "
+    "itself, which compiles as needed."
+)

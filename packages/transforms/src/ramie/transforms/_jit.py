@@ -21,7 +21,7 @@ import numpy as np
 from ramie import core
 from ramie.core import extend
 
-from . import _argnums, _axes, _cache
+from . import _argnums, _axes, _cache, _jit_aot
 from . import _graphargs as ga
 
 # Argument types that can never hold a ramie object: passed through as leaves. JAX's
@@ -372,6 +372,10 @@ class _Jitted:
 
     # -- general path: nested containers, kwargs, static arguments ---------------
     def _call_general(self, args: tuple, kwargs: dict) -> Any:
+        return self._run(*self.general_layout(args, kwargs))
+
+    def general_layout(self, args: tuple, kwargs: dict) -> tuple:
+        """``(layout, fg, objs, values, leaves)`` of a call, as ``_run`` takes them."""
         donated = None
         if self._donates:
             nums = _argnums.at_call(self.donate_argnums, len(args))
@@ -396,7 +400,7 @@ class _Jitted:
                 leaves=tuple(id(x) in leaf_ids for x in ex.leaves),
             )
         layout = self._intern(fg, ex.spec, statics, dmask, None)
-        return self._run(layout, fg, ex.objs, fg.values(), ex.leaves)
+        return layout, fg, ex.objs, fg.values(), ex.leaves
 
 
 class _AlwaysGeneral(dict):
@@ -545,6 +549,10 @@ def jit(
     argument a ``Sharding`` (for all of an object's leaves) or a State of
     shardings; ``out_shardings`` applies to an output holding no objects.
 
+    The jitted function also has JAX's ahead-of-time stages for ramie
+    arguments: ``.trace(...)``, ``.lower(...)`` (``.compile()`` it) and
+    ``.eval_shape(...)``.
+
     >>> import jax.numpy as jnp
     >>> from ramie import core
     >>> from ramie.transforms import jit
@@ -570,4 +578,4 @@ def jit(
     )
     if fun is None:
         return functools.partial(jit, **options)
-    return _Jitted(fun, **options).caller()
+    return _jit_aot.with_stages(_Jitted(fun, **options).caller())

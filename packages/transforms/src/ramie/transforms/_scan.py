@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _axes, _cache, _errors
+from . import _axes, _cache, _errors, _partition
 from . import _graphargs as ga
 from ._axes import Carry
 
@@ -47,6 +47,7 @@ def scan(
     unroll: int | bool = 1,
     in_axes: Any = (Carry, 0),
     out_axes: Any = (Carry, 0),
+    transform_metadata: Mapping[str, Any] | None = None,
 ) -> Any:
     """``jax.lax.scan`` with vmap-style axes, for functions of ramie objects.
 
@@ -57,6 +58,10 @@ def scan(
     per-iteration outputs (stacked along an int axis). The state of scanned
     objects is updated slice by slice (e.g. BatchNorm statistics of each
     layer in a stack); broadcast objects' state (RNG counters) is carried.
+    Keyword arguments naming positional parameters take the ``in_axes`` of
+    their position (as in Flax NNX); keyword-only ones are broadcast.
+    ``transform_metadata={PARTITION_NAME: "layers"}`` takes the scanned axis
+    out of the ``sharding`` metadata that scanned Variables show inside.
 
     >>> import jax, jax.numpy as jnp
     >>> from ramie import core
@@ -72,11 +77,18 @@ def scan(
     """
     if fun is None:
         return functools.partial(
-            scan, length=length, reverse=reverse, unroll=unroll, in_axes=in_axes, out_axes=out_axes
+            scan,
+            length=length,
+            reverse=reverse,
+            unroll=unroll,
+            in_axes=in_axes,
+            out_axes=out_axes,
+            transform_metadata=transform_metadata,
         )
 
     @functools.wraps(fun)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        args, kwargs = _axes.bind_keywords(fun, args, kwargs)
         arg_axes = _axes.per_argument("scan", in_axes, len(args))
         carries = [i for i, a in enumerate(arg_axes) if a is Carry]
         if len(carries) > 1:
@@ -107,8 +119,10 @@ def scan(
         carry_tree = None
         if carry_arg is not None:
             carry_tree = jax.tree_util.tree_structure(ga.as_exported(args[carry_arg], ex.objs))
+        partition = _partition.name_of(transform_metadata)
         static = _ScanStatic(
             fg.graphdef,
+            fg.graphdef if partition is None else _partition.stripped(fg, v_axes, partition),
             ex.spec,
             tuple(v_axes),
             tuple(l_axes),
@@ -148,6 +162,7 @@ class _ScanStatic(NamedTuple):
     """Everything a scan body depends on besides the user's function (hashable)."""
 
     graphdef: Any
+    inner_graphdef: Any  # ``graphdef`` as the body sees it (see ``_partition``)
     spec: tuple
     v_axes: tuple
     l_axes: tuple
@@ -171,7 +186,7 @@ def _scan_body(fun_ref: Callable, st: _ScanStatic) -> Callable:
         lvs = [
             next(c_it) if a is Carry else next(k_it) if a is None else next(x_it) for a in st.l_axes
         ]
-        traced = ga.call_traced("scan", fun_ref(), st.graphdef, st.spec, vals, lvs)
+        traced = ga.call_traced("scan", fun_ref(), st.inner_graphdef, st.spec, vals, lvs)
         if traced.graphdef is not None:
             raise _errors.StructureChangedError(_errors.SCAN_NEW_STATE)
         new_values, meta = traced.values, traced.meta

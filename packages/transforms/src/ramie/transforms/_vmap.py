@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from ramie import core
 
-from . import _axes, _errors
 from . import _graphargs as ga
-
-
-class _Mapped(NamedTuple):
-    """What the vmapped body returns (a pytree; ``out_axes`` is one of these too)."""
-
-    graphdef: Any  # Static: the new GraphDef, or None when unchanged
-    old: list  # new values at the paths the objects had
-    added: list  # values of Variables the function added (``sow``), mapped over axis 0
-    meta: Any  # Static: ``export``'s output marker
-    payload: Any  # the user's output
+from . import _mapping
 
 
 def vmap(
@@ -34,6 +24,7 @@ def vmap(
     axis_name: Any = None,
     axis_size: int | None = None,
     spmd_axis_name: Any = None,
+    transform_metadata: Mapping[str, Any] | None = None,
 ) -> Any:
     """``jax.vmap`` for functions of ramie objects.
 
@@ -41,7 +32,14 @@ def vmap(
     for an object, a ``StateAxes`` choosing axes per filter. Mutations are
     written back: a batched leaf keeps its axis, a broadcast leaf must stay
     unbatched. Objects created inside come back stacked along ``out_axes``
-    (the seed's "create 5 MLPs" pattern). Usable as ``@vmap`` or ``@vmap(...)``.
+    (the seed's "create 5 MLPs" pattern); a ``StateAxes`` in ``out_axes``
+    chooses, per filter, the axis of each leaf of such an object (``None``:
+    one unbatched copy). Keyword arguments naming positional parameters take
+    the ``in_axes`` of their position (as in Flax NNX); keyword-only ones are
+    mapped over axis 0. ``transform_metadata={PARTITION_NAME: "layers"}``
+    names the mapped axis in the ``sharding`` metadata of Variables: inserted
+    at the output axis of created objects, taken out inside the function for
+    mapped input objects. Usable as ``@vmap`` or ``@vmap(...)``.
 
     >>> import jax, jax.numpy as jnp
     >>> from ramie import core
@@ -63,74 +61,29 @@ def vmap(
             axis_name=axis_name,
             axis_size=axis_size,
             spmd_axis_name=spmd_axis_name,
+            transform_metadata=transform_metadata,
         )
 
     @functools.wraps(fun)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        arg_axes = _axes.per_argument("vmap", in_axes, len(args))
-        ex = ga.Extracted((args, kwargs))
-        fg = ex.fg
-        v_axes = _axes.value_axes(ex, arg_axes)
-        l_axes = _axes.plain_axes(args, kwargs, arg_axes)
-        changed_broadcast: list[str] = []
-        added_axes: list = []
-
-        def inner(values, leaves):
-            traced = ga.call_traced("vmap", fun, fg.graphdef, ex.spec, values, leaves)
-            old, added = _split_added(fg.graphdef, traced.graphdef, traced.values)
-            names = ga.object_names(ex.spec, len(ex.objs))
-            changed_broadcast[:] = [
-                f"'{ga.path_name(names, p)}'"
-                for p, a, new, v in zip(fg.paths, v_axes, old, values, strict=True)
-                if a is None and new is not v
-            ]
-            added_axes[:] = [0] * len(added)
-            return _Mapped(
-                ga.Static(traced.graphdef), old, added, ga.Static(traced.meta), traced.payload
-            )
-
+        st, ex, v_axes, l_axes = _mapping.prepare(
+            "vmap", fun, in_axes, out_axes, transform_metadata, args, kwargs
+        )
+        cell: dict = {}
         try:
             out = jax.vmap(
-                inner,
+                _mapping.make_inner(lambda: fun, st, cell),
                 in_axes=(v_axes, l_axes),
-                out_axes=_Mapped(None, v_axes, 0, None, out_axes),
+                out_axes=_mapping.jax_out_axes(st, v_axes),
                 axis_name=axis_name,
                 axis_size=axis_size,
                 spmd_axis_name=spmd_axis_name,
-            )(fg.values(), ex.leaves)
+            )(ex.fg.values(), ex.leaves)
         except ValueError as e:
-            if changed_broadcast and "out_axes" in str(e):
-                raise _errors.TransformArgumentError(
-                    _errors.BROADCAST_MUTATED.format(paths=", ".join(changed_broadcast))
-                ) from e
-            raise
-        new_graphdef = out.graphdef.value
-        ga.propagate(
-            fg, ex.objs, new_graphdef, _join_added(fg.graphdef, new_graphdef, out.old, out.added)
-        )
-        return ga.import_(out.meta.value, out.payload, ex.objs)
+            raise _mapping.mapped_error(e, cell) from e
+        return _mapping.finish(st, ex, out)
 
     return wrapper
-
-
-def _split_added(before: core.GraphDef, after: core.GraphDef | None, values: list):
-    """Split values in ``after``'s order into (those at ``before``'s paths, the added ones)."""
-    if after is None:
-        return values, []
-    position = {p: i for i, p in enumerate(after.paths)}
-    old = [values[position[p]] for p in before.paths]
-    known = set(before.paths)
-    added = [v for p, v in zip(after.paths, values, strict=True) if p not in known]
-    return old, added
-
-
-def _join_added(before: core.GraphDef, after: core.GraphDef | None, old: list, added: list):
-    """Inverse of ``_split_added``: values in ``after``'s order."""
-    if after is None:
-        return old
-    by_path = dict(zip(before.paths, old, strict=True))
-    it = iter(added)
-    return [by_path[p] if p in by_path else next(it) for p in after.paths]
 
 
 # -- split_rngs ----------------------------------------------------------------
