@@ -123,7 +123,9 @@ class _Constant:
         return self._name
 
 
+#: The filter that matches every value (``...`` means the same), e.g. to end a ``split``.
 Everything = _Constant(True, "Everything")
+#: The filter that matches no value, e.g. ``StateAxes({nn.Nothing: 0, ...: None})``.
 Nothing = _Constant(False, "Nothing")
 
 
