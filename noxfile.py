@@ -307,7 +307,7 @@ def docs(session: nox.Session) -> None:
     reference, or a public name without documentation fails the session. Flags
     after ``--`` go to sphinx-build (``-- -b linkcheck``).
     """
-    install_local(session, "examples", extras=("plot",), others=DOCS_REQUIREMENTS)
+    install_local(session, "examples", extras=("plot", "gnn"), others=DOCS_REQUIREMENTS)
     session.run(
         "pytest",
         str(ROOT / "docs" / "tests"),

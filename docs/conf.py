@@ -27,6 +27,7 @@ extensions = [
     "sphinx_copybutton",
     "myst_nb",
     "ramie_api",
+    "ramie_examples",
 ]
 
 exclude_patterns = ["_build", "jupyter_execute", "tests", "README.md", ".jupyter_cache"]
@@ -54,6 +55,9 @@ nb_execution_timeout = 300
 nb_execution_raise_on_error = True  # a guide that stops running fails the build
 nb_execution_show_tb = True
 nb_merge_streams = True
+# A traceback quoting an error message with backticks defeats the IPython traceback
+# lexer, which then retries in a relaxed mode that renders it fine: not a problem.
+suppress_warnings = ["misc.highlighting_failure"]
 
 # -- HTML ----------------------------------------------------------------------
 html_theme = "furo"

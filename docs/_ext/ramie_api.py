@@ -334,10 +334,14 @@ def write_pages(outdir: Path) -> dict[str, list[Entry]]:
             stale.unlink()
     files = {**wanted, "toctree.md.txt": "\n".join(toctree)}
     for filename, text in files.items():
-        path = outdir / filename
-        if not path.exists() or path.read_text() != text:  # unchanged pages stay unchanged
-            path.write_text(text)
+        write_if_changed(outdir / filename, text)
     return pages
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` unless it already holds it (Sphinx then skips the page)."""
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
 
 
 def _toc_order(pages: dict[str, list[Entry]]) -> list[str]:
