@@ -323,6 +323,8 @@ def docs(session: nox.Session) -> None:
         "-E",
         "-W",
         "--keep-going",
+        "-j",
+        "auto",  # guides execute two at a time on two cores
         *session.posargs,
         str(ROOT / "docs"),
         str(ROOT / "docs" / "_build" / "html"),

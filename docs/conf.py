@@ -37,6 +37,8 @@ source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
 autodoc_default_options = {"member-order": "bysource"}
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
+autodoc_type_aliases = {"core.Filter": "ramie.core.Filter", "Filter": "ramie.core.Filter"}
+python_use_unqualified_type_names = True  # "Module", not "ramie.core._module.Module"
 typehints_use_signature = True
 typehints_use_signature_return = True
 typehints_document_rtype = False
@@ -55,6 +57,7 @@ nb_execution_timeout = 300
 nb_execution_raise_on_error = True  # a guide that stops running fails the build
 nb_execution_show_tb = True
 nb_merge_streams = True
+nb_render_markdown_format = "myst"  # Markdown output (tables made by a cell) as MyST, GFM tables
 # A traceback quoting an error message with backticks defeats the IPython traceback
 # lexer, which then retries in a relaxed mode that renders it fine: not a problem.
 suppress_warnings = ["misc.highlighting_failure"]

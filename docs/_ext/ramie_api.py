@@ -148,6 +148,8 @@ def collect(module_names: list[str]) -> dict[str, list[Entry]]:
                 )
             obj = getattr(module, name)
             kind = _kind(obj)
+            if getattr(obj, "__module__", None) == "typing":
+                kind = "data"  # a type alias (``Filter = Any``): the docstring is typing's
             if kind in ("data",):
                 entries.append(Entry(module_name, name, kind, doc=docs.get(name, "")))
                 continue

@@ -15,15 +15,17 @@ import ramie_api  # noqa: E402
 SOURCE = '''
 """A package for the test."""
 
-from ._impl import CONSTANT, UNDOCUMENTED, Documented, Bare, documented, bare
+from ._impl import CONSTANT, UNDOCUMENTED, Documented, Bare, documented, bare, Loose
 alias = documented
 
 __all__ = [
-    "CONSTANT", "UNDOCUMENTED", "Documented", "Bare", "documented", "bare", "alias",
+    "CONSTANT", "UNDOCUMENTED", "Documented", "Bare", "documented", "bare", "alias", "Loose",
 ]
 '''
 
 IMPL = '''
+from typing import Any
+
 #: A documented constant.
 CONSTANT = 3
 UNDOCUMENTED = 4
@@ -43,6 +45,9 @@ def documented():
 
 def bare():
     pass
+
+
+Loose = Any  # a type alias: typing.Any's docstring must not count as ours
 '''
 
 
@@ -69,6 +74,7 @@ def test_collect_classifies_every_public_name(fake_package):
         "documented": ("function", "", ""),
         "bare": ("function", "", ""),
         "alias": ("alias", "fakepkg.documented", ""),
+        "Loose": ("data", "", ""),
     }
 
 
@@ -84,6 +90,9 @@ def test_check_names_every_missing_entry_and_docstring(fake_package):
         "fakepkg.bare: in __all__ but missing from the API reference",
         "fakepkg.bare: no docstring; write one (with a short example)",
         "fakepkg.alias: alias of fakepkg.documented, which is not documented",
+        "fakepkg.Loose: in __all__ but missing from the API reference",
+        "fakepkg.Loose: a constant without documentation; add a `#:` comment on the line "
+        "above where it is defined",
     ]
 
 
@@ -96,6 +105,7 @@ def test_check_passes_when_everything_is_documented(fake_package):
         "fakepkg.UNDOCUMENTED",
         "fakepkg.Bare",
         "fakepkg.bare",
+        "fakepkg.Loose",
     ]
 
 

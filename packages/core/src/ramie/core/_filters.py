@@ -14,6 +14,8 @@ from typing import Any, TypeAlias
 
 from . import _errors
 
+#: What selects state: a Variable type, a tuple of filters, ``All`` / ``Any`` / ``Not``,
+#: ``PathContains``, ``Everything`` (``...``), ``Nothing``, or a ``(path, value) -> bool``.
 Filter: TypeAlias = Any
 Path: TypeAlias = tuple[Hashable, ...]
 Predicate: TypeAlias = Callable[[Path, Any], bool]
