@@ -316,6 +316,12 @@ def docs(session: nox.Session) -> None:
         "-q",
         env={"PYTHONDONTWRITEBYTECODE": "1"},
     )
+    # The guides run in a Jupyter kernel: make it this venv's Python, whatever kernels the
+    # user has installed elsewhere (JUPYTER_PREFER_ENV_PATH puts the venv's first).
+    session.run(
+        "python", "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3", silent=True
+    )
+    session.env["JUPYTER_PREFER_ENV_PATH"] = "1"
     session.run(
         "sphinx-build",
         "-b",
