@@ -45,7 +45,14 @@ def help_text(name: str) -> str | None:
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
         parse_args(["--help"])
-    return out.getvalue().rstrip()
+    return usage_and_options(out.getvalue().rstrip())
+
+
+def usage_and_options(text: str) -> str:
+    """argparse's help without its description (the page already shows the docstring)."""
+    usage, _, rest = text.partition("\n\n")
+    start = rest.find("options:")
+    return f"{usage}\n\n{rest[start:]}" if start >= 0 else text
 
 
 def render(name: str, row: dict[str, str] | None, docs_dir: Path) -> str:
