@@ -16,6 +16,7 @@ itself again from there::
     python3 noxfile.py -s matrix            # tests on Python 3.11, 3.12 and 3.13
     python3 noxfile.py -s verify            # core and transforms with RAMIE_CHECK_STRUCTURE=1
     python3 noxfile.py -s demo              # the main job
+    python3 noxfile.py -s docs              # the site, guides executed, into docs/_build/html
 """
 
 from __future__ import annotations
@@ -278,6 +279,63 @@ def lint(session: nox.Session) -> None:
     session.install(RUFF_REQUIREMENT)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+#: What the docs session installs besides ramie, pinned so a new release cannot break the
+#: ``-W`` build (all work on Python 3.11+). flax is there for the guides that load and
+#: write Flax checkpoints; the plug-in template for the plug-in guide.
+DOCS_REQUIREMENTS = [
+    "sphinx==8.2.3",
+    "furo==2025.12.19",
+    "myst-parser==5.2.0",
+    "myst-nb==1.4.0",
+    "sphinx-copybutton==0.5.2",
+    "sphinx-autodoc-typehints==3.5.2",
+    "ipykernel>=6.29",
+    "pytest>=8",
+    "flax>=0.12,<0.13",
+    str(PACKAGES_DIR / "examples" / "plugin_template"),
+]
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the site into ``docs/_build/html``: every guide executed, warnings are errors.
+
+    First the tests of the API-reference generator (``docs/tests``), then a fresh
+    ``sphinx-build -E -W --keep-going``: a guide that stops running, a broken
+    reference, or a public name without documentation fails the session. Flags
+    after ``--`` go to sphinx-build (``-- -b linkcheck``).
+    """
+    install_local(session, "examples", extras=("plot", "gnn"), others=DOCS_REQUIREMENTS)
+    session.run(
+        "pytest",
+        str(ROOT / "docs" / "tests"),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        env={"PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    # The guides run in a Jupyter kernel: make it this venv's Python, whatever kernels the
+    # user has installed elsewhere (JUPYTER_PREFER_ENV_PATH puts the venv's first).
+    session.run(
+        "python", "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3", silent=True
+    )
+    session.env["JUPYTER_PREFER_ENV_PATH"] = "1"
+    session.run(
+        "sphinx-build",
+        "-b",
+        "html",
+        "-E",
+        "-W",
+        "--keep-going",
+        "-j",
+        "auto",  # guides execute two at a time on two cores
+        *session.posargs,
+        str(ROOT / "docs"),
+        str(ROOT / "docs" / "_build" / "html"),
+    )
+    session.log(f"the site: {ROOT / 'docs' / '_build' / 'html' / 'index.html'}")
 
 
 @nox.session

@@ -14,6 +14,8 @@ from typing import Any, TypeAlias
 
 from . import _errors
 
+#: What selects state: a Variable type, a tuple of filters, ``All`` / ``Any`` / ``Not``,
+#: ``PathContains``, ``Everything`` (``...``), ``Nothing``, or a ``(path, value) -> bool``.
 Filter: TypeAlias = Any
 Path: TypeAlias = tuple[Hashable, ...]
 Predicate: TypeAlias = Callable[[Path, Any], bool]
@@ -123,7 +125,9 @@ class _Constant:
         return self._name
 
 
+#: The filter that matches every value (``...`` means the same), e.g. to end a ``split``.
 Everything = _Constant(True, "Everything")
+#: The filter that matches no value, e.g. ``StateAxes({nn.Nothing: 0, ...: None})``.
 Nothing = _Constant(False, "Nothing")
 
 

@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import sys
 
+#: The names of the examples, each a module ``ramie.examples.<name>`` with a ``main``.
 EXAMPLES = (
     "mnist",
     "polyak",

@@ -21,9 +21,12 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+#: A split of a data set: ``{"image": (N, H, W, C) float32, "label": (N,) int32}``.
 Dataset = dict[str, np.ndarray]  # {"image": (N, H, W, 1) float32 in [0, 1], "label": (N,) int32}
 
+#: The seed of every train/test split, fixed so each run sees the same test set.
 SPLIT_SEED = 0  # the train/test split never depends on --seed: every run sees the same test set
+#: The message printed when ``--plot`` is given but matplotlib is not installed.
 PLOT_MISSING = (
     "--plot: matplotlib is not installed; pip install 'ramie-examples[plot]' to get {path}"
 )

@@ -58,6 +58,7 @@ def _table() -> dict[str, Callable[..., Any]]:
     return table
 
 
+#: Every activation by name, as ``Activation(name)`` and ``build`` configs look them up.
 ACTIVATIONS: dict[str, Callable[..., Any]] = _table()
 
 

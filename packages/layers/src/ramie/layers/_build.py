@@ -96,6 +96,20 @@ def build(
     the list under that parameter's name positionally. Looks names up in
     ``registry`` (default: ``ramie.layers.registry``).
 
+    Args:
+        config: ``{"type": name, **arguments}``; nested configs are built first.
+        rngs: an ``Rngs``, or an int seed or PRNG key that becomes ``Rngs(rngs)``.
+        registry: where names are looked up (default: ``ramie.layers.registry``).
+
+    Returns:
+        The layer, a ``Module``.
+
+    Raises:
+        UnknownLayerError: no layer is registered under a ``"type"`` (close names listed).
+        LayerConfigError: a config is not a dict, lacks ``"type"``, or has keys the
+            constructor does not take or misses ones it needs (named, with its parameters).
+        TypeError: ``rngs`` is None or not a seed, key or ``Rngs``.
+
     >>> import jax.numpy as jnp
     >>> from ramie import core
     >>> from ramie.layers import LayerRegistry, build

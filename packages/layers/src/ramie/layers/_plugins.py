@@ -39,7 +39,9 @@ HOOK = "ramie_register_layers"
 STRICT_ENV = "RAMIE_STRICT_PLUGINS"
 DISABLE_ENV = "RAMIE_DISABLE_PLUGIN_AUTOLOAD"
 
+#: The pluggy marker of ramie-layers' hook specifications (``ramie_register_layers``).
 hookspec = pluggy.HookspecMarker(PROJECT)
+#: Decorate a plug-in's ``ramie_register_layers(registry)`` with this to implement the hook.
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 

@@ -317,4 +317,5 @@ class LayerRegistry:
         )
 
 
+#: The registry of layers by name: the built-in ones and those of installed plug-ins.
 registry = LayerRegistry()

@@ -233,6 +233,15 @@ def msgpack_serialize(pytree: Any, in_place: bool = False) -> bytes:
 def to_bytes(tree: Any) -> bytes:
     """Serialize a tree (a State, a pure dict, lists, arrays...) to Flax-compatible msgpack bytes.
 
+    Args:
+        tree: a ``State``, or nested dicts / lists / tuples of arrays and scalars.
+
+    Returns:
+        The bytes ``flax.serialization.to_bytes`` writes for the same pure dict.
+
+    Raises:
+        UnsupportedTypeError: a leaf msgpack cannot hold (named by path).
+
     >>> import jax.numpy as jnp
     >>> from ramie import core
     >>> from ramie.serialization import to_bytes, from_bytes
@@ -373,6 +382,18 @@ def from_bytes(target: Any, encoded: bytes, *, strict: bool = True) -> Any:
 
     ``target`` may be real or abstract (``jax.eval_shape``); see ``from_state_dict``
     for what comes back and how mismatches are reported.
+
+    Args:
+        target: the tree to fill (its structure, shapes and dtypes are checked).
+        encoded: bytes from ``to_bytes`` or ``flax.serialization.to_bytes``.
+        strict: if False, restore the paths that match and warn about the rest.
+
+    Returns:
+        A copy of ``target`` holding the decoded values.
+
+    Raises:
+        MalformedDataError: ``encoded`` is not valid msgpack of this format.
+        StateMismatchError: keys, shapes or dtypes differ from ``target`` (every path named).
 
     >>> import numpy as np
     >>> from ramie.serialization import to_bytes, from_bytes

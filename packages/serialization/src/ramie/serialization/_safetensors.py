@@ -83,6 +83,14 @@ def save_safetensors(
     Keys are the flat paths (``"layers.0.kernel"``); ``metadata`` is an optional
     str-to-str mapping stored in the header.
 
+    Args:
+        path: the file to write.
+        state: a ``State`` or nested dicts of arrays.
+        metadata: optional strings stored in the header.
+
+    Raises:
+        UnsupportedTypeError: a leaf that is not an array (named by path).
+
     >>> import numpy as np, tempfile, os
     >>> from ramie.serialization import save_safetensors, load_safetensors
     >>> tmp = tempfile.TemporaryDirectory()
@@ -131,6 +139,18 @@ def load_safetensors(path: str | os.PathLike, target: Any = None, *, strict: boo
     file (or a symlink to one) is read; its header is checked against the file's
     size before anything is allocated, and any malformed input raises
     ``MalformedDataError`` naming the file and the tensor.
+
+    Args:
+        path: the file to read.
+        target: optional tree (real or abstract) to restore into.
+        strict: if False, restore the paths that match and warn about the rest.
+
+    Returns:
+        Nested dicts of numpy arrays, or a copy of ``target`` with the file's values.
+
+    Raises:
+        MalformedDataError: the file is not a valid safetensors file.
+        StateMismatchError: keys, shapes or dtypes differ from ``target``.
 
     >>> import numpy as np, tempfile, os
     >>> from ramie.serialization import save_safetensors, load_safetensors

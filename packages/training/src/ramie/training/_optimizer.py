@@ -53,7 +53,7 @@ class Optimizer(core.Module):
         gradients passed to ``update`` must have exactly these paths.
 
     optax sees the parameters as the nested dict ``to_pure_dict(state(model,
-    wrt))``: give ``param_labels``, masks and ``value_fn``s in that form.
+    wrt))``: give ``param_labels``, masks and ``value_fn`` callables in that form.
 
     >>> import jax, jax.numpy as jnp, optax
     >>> from ramie import core

@@ -32,6 +32,7 @@ class _CarryType:
         return "Carry"
 
 
+#: The axis marker of the carry in ``scan``: ``in_axes=(nn.Carry, 0)``, ``out_axes=nn.Carry``.
 Carry = _CarryType()
 
 
