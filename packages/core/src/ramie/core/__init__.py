@@ -50,7 +50,17 @@ from ._errors import (
     format_path,
     format_paths,
 )
-from ._filters import All, Everything, Filter, Not, Nothing, OfType, PathContains, to_predicate
+from ._filters import (
+    All,
+    Everything,
+    Filter,
+    Not,
+    Nothing,
+    OfType,
+    PathContains,
+    WithTag,
+    to_predicate,
+)
 from ._filters import Any_ as Any
 from ._functional import Functional, functional
 from ._graph import GraphDef, flatten, unflatten
@@ -136,6 +146,7 @@ __all__ = [
     "UnclassifiableAttributeError",
     "UntrackedContainerError",
     "Variable",
+    "WithTag",
     "check_structure",
     "clear_caches",
     "clone",

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import _codegen, _errors
 from ._caches import BoundedCache
-from ._filters import Filter, is_structural, to_predicate
+from ._filters import Filter, check_everything_last, filter_name, is_structural, to_predicate
 from ._graph import GraphDef, _Slot, flatten, leaf_kind, leaf_nodes, unflatten
 from ._module import Module
 from ._state import State, _flat_of
@@ -39,9 +39,10 @@ def _predicates(filters: tuple) -> list:
     return out
 
 
-def _partition(fg, filters: tuple, exhaustive: bool) -> list[State]:
+def _partition(fg, filters: tuple, exhaustive: bool, fn: str = "split") -> list[State]:
     if not filters:
         return fg.states()
+    check_everything_last(filters, fn)
     preds = tuple(_predicates(filters))
     cacheable = all(map(is_structural, preds))
     if cacheable:
@@ -65,7 +66,7 @@ def _partition(fg, filters: tuple, exhaustive: bool) -> list[State]:
     if leftover:
         raise _errors.FilterError(
             _errors.LEFTOVER_PATHS.format(
-                filters=", ".join(_filter_name(f) for f in filters),
+                filters=", ".join(filter_name(f) for f in filters),
                 count=len(leftover),
                 paths=_errors.format_paths(leftover),
             )
@@ -74,12 +75,6 @@ def _partition(fg, filters: tuple, exhaustive: bool) -> list[State]:
     if cacheable:
         fg.assignments[preds] = assignment
     return fg.states(assignment, len(preds))
-
-
-def _filter_name(f: Filter) -> str:
-    if isinstance(f, type):
-        return f.__name__
-    return "..." if f is Ellipsis else repr(f)
 
 
 def split(obj: Any, *filters: Filter) -> tuple[Any, ...]:
@@ -115,7 +110,7 @@ def state(obj: Any, *filters: Filter) -> Any:
     >>> state(M()).w.value.shape
     (2,)
     """
-    states = _partition(flatten(obj), filters, False)
+    states = _partition(flatten(obj), filters, False, "state")
     return states[0] if len(states) == 1 else tuple(states)
 
 
@@ -391,7 +386,7 @@ def pop(obj: Any, *filters: Filter) -> Any:
     """
     if not filters:
         raise TypeError("pop() needs at least one filter, e.g. pop(model, Intermediate).")
-    states = _partition(flatten(obj), filters, False)
+    states = _partition(flatten(obj), filters, False, "pop")
     for s in states:
         for path in _flat_of(s):
             _edit(obj, path, "pop")

@@ -80,8 +80,20 @@ LEFTOVER_PATHS = (
 
 UNKNOWN_FILTER = (
     "{filter!r} is not a filter. A filter is a Variable type (e.g. Param), a tuple or list "
-    "of filters (any of them), All(...), Any(...), Not(...), PathContains(key), Everything "
-    "or `...`, Nothing, True/False, or a callable (path, value) -> bool."
+    "of filters (any of them), a string (a path part, a Variable's tag or its collection such "
+    "as 'params'), All(...), Any(...), Not(...), PathContains(key), Everything or `...`, "
+    "Nothing, True/False, or a callable (path, value) -> bool."
+)
+
+EVERYTHING_NOT_LAST = (
+    "{fn}(): filter {position} of {count} is `...` (Everything), which matches every value, "
+    "so the filters after it ({rest}) could never match anything. `...` (or True) may only "
+    "be the last filter: {fn}(obj, {suggestion})."
+)
+
+DICT_NO_KEY = (
+    "This Dict has no key {key!r} (read as the attribute `.{key}`); its keys are {keys}. "
+    "Set it first (`d.{key} = value` or `d[{key!r}] = value`)."
 )
 
 MERGE_MISSING_LEAF = (

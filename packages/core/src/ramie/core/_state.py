@@ -14,7 +14,7 @@ from typing import Any
 import jax
 
 from . import _errors, _reprs
-from ._filters import Filter, Path, to_predicate
+from ._filters import Filter, Path, check_everything_last, to_predicate
 from ._variables import Variable, check_leaf
 
 
@@ -110,6 +110,7 @@ class State(dict):
         >>> list(s.filter(Param))
         ['w']
         """
+        check_everything_last((first, *rest), "State.filter")
         preds = [to_predicate(f) for f in (first, *rest)]
         outs = [State() for _ in preds]
         for path, leaf in self.flat_state().items():
