@@ -40,7 +40,11 @@ def test_a_string_filter_selects_a_collection_by_its_flax_name():
 
 def test_string_filters_work_in_tuples_and_combinators():
     b = Block()
-    assert _paths(core.state(b, ("params", "batch_stats"))) == [("kernel",), ("kernel_1",), ("mean",)]
+    assert _paths(core.state(b, ("params", "batch_stats"))) == [
+        ("kernel",),
+        ("kernel_1",),
+        ("mean",),
+    ]
     assert _paths(core.state(b, core.All("params", core.Not(core.PathContains("kernel_1"))))) == [
         ("kernel",)
     ]

@@ -87,7 +87,9 @@ def shared_graphs(draw):
     boxes = [
         (
             draw(st.sampled_from(["list", "dict"])),
-            draw(st.lists(st.tuples(st.sampled_from(["var", "mod"]), st.integers(0, 9)), max_size=3)),
+            draw(
+                st.lists(st.tuples(st.sampled_from(["var", "mod"]), st.integers(0, 9)), max_size=3)
+            ),
         )
         for _ in range(n_box)
     ]
@@ -137,8 +139,10 @@ def _reachable(root):
         if id(x) in seen:
             return
         seen.add(id(x))
-        items = vars(x).items() if isinstance(x, core.Module) else (
-            x.items() if isinstance(x, dict) else enumerate(x)
+        items = (
+            vars(x).items()
+            if isinstance(x, core.Module)
+            else (x.items() if isinstance(x, dict) else enumerate(x))
         )
         for k, v in list(items):
             visit(v, path + (k,))

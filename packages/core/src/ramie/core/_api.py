@@ -15,7 +15,7 @@ from ._caches import BoundedCache
 from ._filters import Filter, check_everything_last, filter_name, is_structural, to_predicate
 from ._graph import GraphDef, _Slot, flatten, leaf_kind, leaf_nodes, unflatten
 from ._module import Module
-from ._state import State, _flat_of
+from ._state import GraphState, State, _flat_of
 from ._variables import Variable, _set_value, _snapshot, check_leaf
 
 _MISSING = object()
@@ -134,7 +134,9 @@ def _lookup(states: tuple, path: tuple):
     return _MISSING
 
 
-def merge(graphdef: GraphDef, state: Mapping, /, *states: Mapping) -> Any:
+def merge(
+    graphdef: GraphDef | GraphState, state: Mapping | None = None, /, *states: Mapping
+) -> Any:
     """Build new objects from a GraphDef and the State(s) that ``split`` returned.
 
     Sharing and cycles recorded in the GraphDef are restored. The new objects
@@ -149,8 +151,16 @@ def merge(graphdef: GraphDef, state: Mapping, /, *states: Mapping) -> Any:
     >>> type(m).__name__
     'M'
     """
+    if isinstance(graphdef, GraphState):  # merge(*unpack(obj, ...)): each carries the GraphDef
+        parts = (graphdef,) if state is None else (graphdef, state, *states)
+        for p in parts:
+            if not isinstance(p, GraphState):
+                raise _errors.GraphError(_errors.GRAPH_STATE_MIXED.format(found=type(p).__name__))
+        graphdef, state, states = graphdef.graphdef, parts[0], parts[1:]
     if not isinstance(graphdef, GraphDef):
         raise _errors.GraphError(_errors.MERGE_NOT_GRAPHDEF.format(found=type(graphdef).__name__))
+    if state is None:
+        raise TypeError("merge() needs a State after the GraphDef: merge(graphdef, state).")
     all_states = (state, *states)
     whole = state if not states else _deep_merge(all_states)
     gather = _codegen.cached(("gather", graphdef), lambda: _codegen.state_gatherer(graphdef.paths))

@@ -169,6 +169,19 @@ class GraphDef:
     def __repr__(self) -> str:
         return _reprs.graphdef(self)
 
+    def apply(self, state, /, *states):
+        """``graphdef.apply(state)(*args)`` returns ``(out, (graphdef, state))``, purely.
+
+        The object is merged from the States, called (``.method(...)`` or
+        ``[key]`` first reach a submodule or method) and split again; see
+        ``ramie.core.call``.
+        """
+        return APPLY[0](self, state, *states)
+
+
+#: Filled in by ``_graph_utils`` (above this module): GraphDef.apply's implementation.
+APPLY: list = [None]
+
 
 jax.tree_util.register_pytree_node(GraphDef, lambda g: ((), g), lambda g, _: g)
 
@@ -399,9 +412,7 @@ def _walk(obj, path, holder, key, ids, paths, refs, opened):
         opened.append({})  # containers entered inside this Module (see the list/dict case)
         node = _nodes.module(
             type(obj),
-            tuple(
-                (k, _walk(v, path + (k,), d, k, ids, paths, refs, opened)) for k, v in d.items()
-            ),
+            tuple((k, _walk(v, path + (k,), d, k, ids, paths, refs, opened)) for k, v in d.items()),
         )
         opened.pop()
         return node
@@ -453,9 +464,7 @@ def _walk(obj, path, holder, key, ids, paths, refs, opened):
         h = _TupleHolder(holder, key)
         return _nodes.tuple_(
             type(obj),
-            tuple(
-                _walk(v, path + (i,), h, i, ids, paths, refs, opened) for i, v in enumerate(obj)
-            ),
+            tuple(_walk(v, path + (i,), h, i, ids, paths, refs, opened) for i, v in enumerate(obj)),
         )
     try:
         hash(obj)
