@@ -61,7 +61,8 @@ def test_path_contains_exact_and_substring():
     # non-string keys (list indices) only match exactly
     assert core.PathContains(1, exact=False)(("layers", 10), None) is False
     assert core.PathContains(1, exact=False)(("layers", 1), None) is True
-    assert repr(core.PathContains("k", exact=False)) == "PathContains('k', exact=False)"
+    assert repr(core.PathContains("k", exact=False)) == "PathContains(key='k', exact=False)"
+    assert repr(core.PathContains("k")) == "PathContains(key='k')"  # as before exact= existed
 
 
 @pytest.mark.parametrize("fn", ["split", "state", "pop"])

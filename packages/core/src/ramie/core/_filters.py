@@ -122,7 +122,7 @@ class PathContains:
 
     def __repr__(self) -> str:
         extra = "" if self.exact else ", exact=False"
-        return f"PathContains({self.key!r}{extra})"
+        return f"PathContains(key={self.key!r}{extra})"
 
 
 #: The collection name of ramie's Variable kinds (as Flax names them), by class name.
