@@ -184,7 +184,7 @@ def test_list_filter_becomes_a_hashable_predicate():
 
 
 # -- errors ----------------------------------------------------------------------------
-@pytest.mark.parametrize("bad", [3, "Param", 2.5, b"Param"], ids=repr)
+@pytest.mark.parametrize("bad", [3, 2.5, b"Param"], ids=repr)
 def test_invalid_filter_raises(bad):
     m = Model()
     expected = _errors.UNKNOWN_FILTER.format(filter=bad)
@@ -205,7 +205,7 @@ def test_invalid_filter_nested_in_a_combinator_raises():
         lambda: core.Not(3),
         lambda: core.Any(core.Param, 3),
         lambda: core.All(3),
-        lambda: core.to_predicate((core.Param, "x")),
+        lambda: core.to_predicate((core.Param, 2.5)),
         lambda: core.to_predicate([core.Param, 3]),
     ]:
         with pytest.raises(core.FilterError, match="is not a filter"):

@@ -51,7 +51,7 @@ def test_set_attributes_and_missing_names():
     with pytest.raises(AttributeError) as info:
         net.set_attributes(not_there=1)
     assert str(info.value) == _errors.SET_ATTRIBUTES_NOT_FOUND.format(
-        root="Net", names=["not_there"]
+        root="Net", which="", names=["not_there"]
     )
     net.set_attributes(not_there=1, raise_if_not_found=False)
     assert not hasattr(net, "not_there")

@@ -26,6 +26,7 @@ from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
 from . import extend as extend  # the seam for transform authors (not in __all__)
+from . import traversals as traversals  # NNX's flax.nnx.traversals (not in __all__)
 from ._api import clone, graphdef, merge, pop, split, state, update
 from ._caches import clear_caches
 from ._capture import ClosureReadWarning
@@ -50,20 +51,43 @@ from ._errors import (
     format_path,
     format_paths,
 )
-from ._filters import All, Everything, Filter, Not, Nothing, OfType, PathContains, to_predicate
+from ._filters import (
+    All,
+    Everything,
+    Filter,
+    Not,
+    Nothing,
+    OfType,
+    PathContains,
+    WithTag,
+    to_predicate,
+)
 from ._filters import Any_ as Any
 from ._functional import Functional, functional
 from ._graph import GraphDef, flatten, unflatten
+from ._graph_utils import (
+    as_abstract,
+    call,
+    capture,
+    iter_graph,
+    map,
+    merge_state,
+    prefix,
+    recursive_map,
+    unpack,
+)
 from ._module import Module
 from ._rngs import RngCount, RngKey, Rngs, RngState, RngStream
-from ._state import State, replace_by_pure_dict, to_pure_dict
+from ._state import GraphState, State, replace_by_pure_dict, to_pure_dict
 from ._variables import BatchStat, Cache, Intermediate, Param, Variable
 from ._verify import check_structure
+from ._views import view, view_info, with_attributes
 
 #: Core's modules from the bottom up: a module imports only modules before it.
 _LAYERS = (
     # foundations: import no other core module
     "_errors",  # error types and message templates
+    "_traversals",  # flatten / unflatten nested mappings (NNX's traversals)
     "_caches",  # bounded caches, clear_caches()
     "_nodes",  # graph node records
     "_reprs",  # repr hooks, filled in by _display
@@ -87,9 +111,12 @@ _LAYERS = (
     # the functional API
     "_api",
     "_functional",
+    "_graph_utils",  # iter_graph, recursive_map, map, unpack, prefix, GraphDef.apply, capture
+    "_views",  # view, with_attributes: new Modules over the same Variables
     # on top: showing objects, the seam for transform authors
     "_display",
     "extend",
+    "traversals",
 )
 
 try:
@@ -112,6 +139,7 @@ __all__ = [
     "Functional",
     "GraphDef",
     "GraphError",
+    "GraphState",
     "Intermediate",
     "List",
     "Module",
@@ -136,6 +164,10 @@ __all__ = [
     "UnclassifiableAttributeError",
     "UntrackedContainerError",
     "Variable",
+    "WithTag",
+    "as_abstract",
+    "call",
+    "capture",
     "check_structure",
     "clear_caches",
     "clone",
@@ -146,8 +178,13 @@ __all__ = [
     "functional",
     "graph_changes",
     "graphdef",
+    "iter_graph",
+    "map",
     "merge",
+    "merge_state",
     "pop",
+    "prefix",
+    "recursive_map",
     "render",
     "replace_by_pure_dict",
     "split",
@@ -157,5 +194,9 @@ __all__ = [
     "to_predicate",
     "to_pure_dict",
     "unflatten",
+    "unpack",
     "update",
+    "view",
+    "view_info",
+    "with_attributes",
 ]

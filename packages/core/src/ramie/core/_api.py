@@ -12,10 +12,10 @@ from typing import Any
 
 from . import _codegen, _errors
 from ._caches import BoundedCache
-from ._filters import Filter, is_structural, to_predicate
+from ._filters import Filter, check_everything_last, filter_name, is_structural, to_predicate
 from ._graph import GraphDef, _Slot, flatten, leaf_kind, leaf_nodes, unflatten
 from ._module import Module
-from ._state import State, _flat_of
+from ._state import GraphState, State, _flat_of
 from ._variables import Variable, _set_value, _snapshot, check_leaf
 
 _MISSING = object()
@@ -39,9 +39,10 @@ def _predicates(filters: tuple) -> list:
     return out
 
 
-def _partition(fg, filters: tuple, exhaustive: bool) -> list[State]:
+def _partition(fg, filters: tuple, exhaustive: bool, fn: str = "split") -> list[State]:
     if not filters:
         return fg.states()
+    check_everything_last(filters, fn)
     preds = tuple(_predicates(filters))
     cacheable = all(map(is_structural, preds))
     if cacheable:
@@ -65,7 +66,7 @@ def _partition(fg, filters: tuple, exhaustive: bool) -> list[State]:
     if leftover:
         raise _errors.FilterError(
             _errors.LEFTOVER_PATHS.format(
-                filters=", ".join(_filter_name(f) for f in filters),
+                filters=", ".join(filter_name(f) for f in filters),
                 count=len(leftover),
                 paths=_errors.format_paths(leftover),
             )
@@ -74,12 +75,6 @@ def _partition(fg, filters: tuple, exhaustive: bool) -> list[State]:
     if cacheable:
         fg.assignments[preds] = assignment
     return fg.states(assignment, len(preds))
-
-
-def _filter_name(f: Filter) -> str:
-    if isinstance(f, type):
-        return f.__name__
-    return "..." if f is Ellipsis else repr(f)
 
 
 def split(obj: Any, *filters: Filter) -> tuple[Any, ...]:
@@ -115,7 +110,7 @@ def state(obj: Any, *filters: Filter) -> Any:
     >>> state(M()).w.value.shape
     (2,)
     """
-    states = _partition(flatten(obj), filters, False)
+    states = _partition(flatten(obj), filters, False, "state")
     return states[0] if len(states) == 1 else tuple(states)
 
 
@@ -139,7 +134,9 @@ def _lookup(states: tuple, path: tuple):
     return _MISSING
 
 
-def merge(graphdef: GraphDef, state: Mapping, /, *states: Mapping) -> Any:
+def merge(
+    graphdef: GraphDef | GraphState, state: Mapping | None = None, /, *states: Mapping
+) -> Any:
     """Build new objects from a GraphDef and the State(s) that ``split`` returned.
 
     Sharing and cycles recorded in the GraphDef are restored. The new objects
@@ -154,8 +151,16 @@ def merge(graphdef: GraphDef, state: Mapping, /, *states: Mapping) -> Any:
     >>> type(m).__name__
     'M'
     """
+    if isinstance(graphdef, GraphState):  # merge(*unpack(obj, ...)): each carries the GraphDef
+        parts = (graphdef,) if state is None else (graphdef, state, *states)
+        for p in parts:
+            if not isinstance(p, GraphState):
+                raise _errors.GraphError(_errors.GRAPH_STATE_MIXED.format(found=type(p).__name__))
+        graphdef, state, states = graphdef.graphdef, parts[0], parts[1:]
     if not isinstance(graphdef, GraphDef):
         raise _errors.GraphError(_errors.MERGE_NOT_GRAPHDEF.format(found=type(graphdef).__name__))
+    if state is None:
+        raise TypeError("merge() needs a State after the GraphDef: merge(graphdef, state).")
     all_states = (state, *states)
     whole = state if not states else _deep_merge(all_states)
     gather = _codegen.cached(("gather", graphdef), lambda: _codegen.state_gatherer(graphdef.paths))
@@ -391,7 +396,7 @@ def pop(obj: Any, *filters: Filter) -> Any:
     """
     if not filters:
         raise TypeError("pop() needs at least one filter, e.g. pop(model, Intermediate).")
-    states = _partition(flatten(obj), filters, False)
+    states = _partition(flatten(obj), filters, False, "pop")
     for s in states:
         for path in _flat_of(s):
             _edit(obj, path, "pop")

@@ -90,6 +90,8 @@ class _Gen:
             "_list": _new_list,
             "_dict": _new_dict,
             "_tuple": rebuild_tuple,
+            "_lext": list.extend,
+            "_dupd": dict.update,
         }
         self.consts: dict[int, str] = {}
 
@@ -151,11 +153,22 @@ def object_builder(node: tuple) -> Callable[[Sequence], Any]:
             return f"_raw(L[{i}])"
         if code == STATIC:
             return gen.const(n.value)
-        if code == LIST:
-            return f"_list([{', '.join(expr(c) for c in n.items)}])"
-        if code == DICT:
-            items = [f"{gen.const(k)}: {expr(c)}" for k, c in n.items]
-            return f"_dict({{{', '.join(items)}}})"
+        if code == LIST or code == DICT:
+            # Made empty first and filled after its items: a REF to it (sharing, or a
+            # cycle through a Module) may occur among them.
+            j = counters["obj"]
+            counters["obj"] += 1
+            if code == LIST:
+                gen.lines.append(f"x{j} = _list(())")
+                items = [expr(c) for c in n.items]
+                if items:
+                    gen.lines.append(f"_lext(x{j}, [{', '.join(items)}])")
+            else:
+                gen.lines.append(f"x{j} = _dict({{}})")
+                items = [f"{gen.const(k)}: {expr(c)}" for k, c in n.items]
+                if items:
+                    gen.lines.append(f"_dupd(x{j}, {{{', '.join(items)}}})")
+            return f"x{j}"
         if code == TUPLE:
             items = [expr(c) for c in n.items]
             return f"_tuple({gen.const(n.cls)}, [{', '.join(items)}])"

@@ -19,7 +19,7 @@ import itertools
 import jax
 import numpy as np
 
-from ._errors import UNTRACKED_CONTAINER, UNTRACKED_HINTS, UntrackedContainerError
+from ._errors import DICT_NO_KEY, UNTRACKED_CONTAINER, UNTRACKED_HINTS, UntrackedContainerError
 
 _VERSION = [0]
 # ``next`` on a count is atomic under the GIL: two threads bumping at once still
@@ -174,15 +174,47 @@ class Dict(dict):
     ``|=``) converts plain lists/dicts inside it too, so the list that
     ``setdefault`` returns is itself tracked.
 
+    String keys can also be used as attributes, as with NNX's ``nnx.Dict``:
+    ``d.a`` reads, ``d.a = v`` sets and ``del d.a`` removes the key ``'a'``
+    (a key named like a dict method, ``d.items``, is reached by ``d["items"]``).
+
     >>> from ramie.core import Dict
     >>> d = Dict(a=1)
     >>> d["b"] = 2
     >>> d.setdefault("c", []).append(3)
     >>> sorted(d), type(d["c"]).__name__
     (['a', 'b', 'c'], 'List')
+    >>> d.e = 5
+    >>> d.a + d["e"]
+    6
     """
 
     __slots__ = ("_ramie_tracked", "__weakref__")
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name == "_ramie_tracked":
+            raise AttributeError(name)
+        try:
+            return dict.__getitem__(self, name)
+        except KeyError:
+            raise AttributeError(DICT_NO_KEY.format(key=name, keys=list(self))) from None
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _DICT_SLOTS:
+            object.__setattr__(self, name, value)
+        else:
+            self[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        if name in _DICT_SLOTS:
+            object.__delattr__(self, name)
+        elif name in self:
+            del self[name]
+        else:
+            raise AttributeError(DICT_NO_KEY.format(key=name, keys=list(self)))
+
+    def __dir__(self):
+        return [*super().__dir__(), *(k for k in self if isinstance(k, str))]
 
     def __init__(self, *args, **kwargs):
         self._ramie_tracked = False
@@ -214,6 +246,9 @@ class Dict(dict):
     def __ior__(self, other):
         self.update(other)
         return self
+
+
+_DICT_SLOTS = frozenset({"_ramie_tracked", "__weakref__"})
 
 
 def _bumps(base, name):

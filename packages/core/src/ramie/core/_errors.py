@@ -80,8 +80,49 @@ LEFTOVER_PATHS = (
 
 UNKNOWN_FILTER = (
     "{filter!r} is not a filter. A filter is a Variable type (e.g. Param), a tuple or list "
-    "of filters (any of them), All(...), Any(...), Not(...), PathContains(key), Everything "
-    "or `...`, Nothing, True/False, or a callable (path, value) -> bool."
+    "of filters (any of them), a string (a path part, a Variable's tag or its collection such "
+    "as 'params'), All(...), Any(...), Not(...), PathContains(key), Everything or `...`, "
+    "Nothing, True/False, or a callable (path, value) -> bool."
+)
+
+EVERYTHING_NOT_LAST = (
+    "{fn}(): filter {position} of {count} is `...` (Everything), which matches every value, "
+    "so the filters after it ({rest}) could never match anything. `...` (or True) may only "
+    "be the last filter: {fn}(obj, {suggestion})."
+)
+
+DICT_NO_KEY = (
+    "This Dict has no key {key!r} (read as the attribute `.{key}`); its keys are {keys}. "
+    "Set it first (`d.{key} = value` or `d[{key!r}] = value`)."
+)
+
+VIEW_NOT_FOUND = (
+    "{fn}(): no module in this {root} (among those `only` selects) has the attribute(s) "
+    "{names}, so nothing would change. Check the spelling (view_info(model) lists the mode "
+    "attributes), or pass raise_if_not_found=False."
+)
+
+RECURSIVE_MAP_CYCLE = (
+    "recursive_map(): the {type_name} at '{path}' is reached again from inside itself. "
+    "recursive_map maps children before their parent, so a cycle has no order to map in; "
+    "break the cycle first, or use iter_graph to visit it."
+)
+
+PREFIX_UNMATCHED = (
+    "prefix(): the {kind} at '{path}' matches none of the filters ({filters}). Every leaf "
+    "needs a value: add a filter for it, or end the mapping with `...: value` for the rest."
+)
+
+CAPTURE_NO_MODULE = (
+    "capture(): found no Module to collect from: {fn} is not a Module or a bound method of "
+    "one, and none of its arguments is a Module. Pass the model (capture(model)) or a method "
+    "(capture(model.encode))."
+)
+
+GRAPH_STATE_MIXED = (
+    "merge(): GraphStates from unpack() carry their GraphDef; pass only GraphStates "
+    "(merge(*unpack(model, ...))), or a GraphDef and plain States (merge(graphdef, state)). "
+    "Found a {found} among them."
 )
 
 MERGE_MISSING_LEAF = (
@@ -177,8 +218,8 @@ BAD_RNG_SEED = (
 )
 
 SET_ATTRIBUTES_NOT_FOUND = (
-    "set_attributes(): no module in this {root} has the attribute(s) {names}. Check the "
-    "spelling, or pass raise_if_not_found=False to ignore modules without them."
+    "set_attributes(): no module in this {root}{which} has the attribute(s) {names}. Check "
+    "the spelling, or pass raise_if_not_found=False to ignore modules without them."
 )
 
 METADATA_UNHASHABLE = (

@@ -1,9 +1,11 @@
 """Filters: predicates over ``(path, value)`` that select parts of a state.
 
 A filter is any of: a type (``Param``, or ``jax.Array`` for raw arrays), a
-tuple or list of filters (matches if any does), ``All(...)``, ``Any(...)``,
-``Not(...)``, ``PathContains(key)``, ``Everything`` (also ``...`` or ``True``),
-``Nothing`` (also ``False``), or a callable ``(path, value) -> bool``.
+string (``WithTag``: a path part, a Variable's ``tag`` or its collection name
+such as ``'params'``), a tuple or list of filters (matches if any does),
+``All(...)``, ``Any(...)``, ``Not(...)``, ``PathContains(key, exact=True)``,
+``Everything`` (also ``...`` or ``True``), ``Nothing`` (also ``False``), or a
+callable ``(path, value) -> bool``.
 """
 
 from __future__ import annotations
@@ -97,15 +99,83 @@ class Not:
 class PathContains:
     """Matches values whose path has ``key`` as one of its parts.
 
+    With ``exact=False`` a string ``key`` also matches a part that contains it
+    (``"kernel"`` matches ``"kernel_1"``).
+
     >>> from ramie.core import PathContains
     >>> PathContains("kernel")(("linear1", "kernel"), None)
+    True
+    >>> PathContains("kernel")(("linear1", "kernel_1"), None)
+    False
+    >>> PathContains("kernel", exact=False)(("linear1", "kernel_1"), None)
     True
     """
 
     key: Hashable
+    exact: bool = True
 
     def __call__(self, path: Path, value: Any) -> bool:
-        return self.key in path
+        if self.key in path:
+            return True
+        if self.exact or not isinstance(self.key, str):
+            return False
+        key = self.key
+        return any(isinstance(p, str) and key in p for p in path)
+
+    def __repr__(self) -> str:
+        extra = "" if self.exact else ", exact=False"
+        return f"PathContains(key={self.key!r}{extra})"
+
+
+#: The collection name of ramie's Variable kinds (as Flax names them), by class name.
+COLLECTIONS = {
+    "Param": "params",
+    "BatchStat": "batch_stats",
+    "Cache": "cache",
+    "Intermediate": "intermediates",
+}
+
+
+def collection_of(value: Any) -> str | None:
+    """The collection name of ``value``'s Variable kind (``'params'`` for a Param), or None."""
+    for cls in type(value).__mro__:
+        name = COLLECTIONS.get(cls.__name__)
+        if name is not None:
+            return name
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class WithTag:
+    """The filter a string stands for: ``tag`` names a path part, a tag or a collection.
+
+    A value matches when ``tag`` is one of its path's parts (an attribute name,
+    a Rngs stream such as ``'dropout'``), its ``tag`` metadata, or the
+    collection name of its Variable kind (``'params'``, ``'batch_stats'``,
+    ``'cache'``, ``'intermediates'``).
+
+    >>> import jax.numpy as jnp
+    >>> from ramie.core import Param, to_predicate
+    >>> f = to_predicate("params")
+    >>> f(("linear", "kernel"), Param(jnp.ones(1))), f(("dropout", "key"), None)
+    (True, False)
+    >>> to_predicate("dropout")(("rngs", "dropout", "count"), None)
+    True
+    """
+
+    tag: str
+
+    def __call__(self, path: Path, value: Any) -> bool:
+        tag = self.tag
+        if tag in path:
+            return True
+        metadata = getattr(value, "_metadata", None)
+        if type(metadata) is dict and metadata.get("tag") == tag:
+            return True
+        return collection_of(value) == tag
+
+    def __repr__(self) -> str:
+        return f"WithTag({self.tag!r})"
 
 
 class _Constant:
@@ -144,11 +214,51 @@ def to_predicate(f: Filter) -> Predicate:
         return Nothing
     if isinstance(f, type):
         return OfType(f)
+    if isinstance(f, str):
+        return WithTag(f)
     if isinstance(f, (tuple, list)):
         return Any_(*f)
     if callable(f):
         return f
     raise _errors.FilterError(_errors.UNKNOWN_FILTER.format(filter=f))
+
+
+def is_everything(f: Filter) -> bool:
+    """True for the filters that match everything: ``...``, ``True``, ``Everything``."""
+    return f is Ellipsis or f is True or f is Everything
+
+
+def check_everything_last(filters: tuple, fn: str) -> None:
+    """Raise FilterError when ``...`` (Everything) comes before another filter.
+
+    >>> from ramie.core import Param
+    >>> from ramie.core._filters import check_everything_last
+    >>> check_everything_last((Param, ...), "split")
+    >>> check_everything_last((..., Param), "split")
+    Traceback (most recent call last):
+    ...
+    ramie.core._errors.FilterError: split(): filter 1 of 2 is `...` (Everything), ...
+    """
+    for i, f in enumerate(filters[:-1]):
+        if is_everything(f) and not all(map(is_everything, filters[i + 1 :])):
+            rest = [g for g in filters if not is_everything(g)]
+            names = ", ".join(filter_name(g) for g in filters[i + 1 :])
+            raise _errors.FilterError(
+                _errors.EVERYTHING_NOT_LAST.format(
+                    fn=fn,
+                    position=i + 1,
+                    count=len(filters),
+                    rest=names,
+                    suggestion=", ".join([*(filter_name(g) for g in rest), "..."]),
+                )
+            )
+
+
+def filter_name(f: Filter) -> str:
+    """How a filter is written in messages: ``Param``, ``...``, ``'dropout'``."""
+    if isinstance(f, type):
+        return f.__name__
+    return "..." if f is Ellipsis else repr(f)
 
 
 def is_structural(pred: Predicate) -> bool:
@@ -157,7 +267,7 @@ def is_structural(pred: Predicate) -> bool:
     Such a predicate gives the same answer for as long as an object's structure
     is unchanged, so its partition of the leaves can be cached.
     """
-    if isinstance(pred, (OfType, PathContains, _Constant)):
+    if isinstance(pred, (OfType, PathContains, WithTag, _Constant)):
         return True
     if isinstance(pred, Any_):
         return all(map(is_structural, pred._predicates))

@@ -169,6 +169,19 @@ class GraphDef:
     def __repr__(self) -> str:
         return _reprs.graphdef(self)
 
+    def apply(self, state, /, *states):
+        """``graphdef.apply(state)(*args)`` returns ``(out, (graphdef, state))``, purely.
+
+        The object is merged from the States, called (``.method(...)`` or
+        ``[key]`` first reach a submodule or method) and split again; see
+        ``ramie.core.call``.
+        """
+        return APPLY[0](self, state, *states)
+
+
+#: Filled in by ``_graph_utils`` (above this module): GraphDef.apply's implementation.
+APPLY: list = [None]
+
 
 jax.tree_util.register_pytree_node(GraphDef, lambda g: ((), g), lambda g, _: g)
 
@@ -354,7 +367,7 @@ def walk(obj: Any) -> FlatGraph:
     refs: list = []
     holder = [obj]
     try:
-        node = _walk(obj, (), holder, 0, ids, paths, refs)
+        node = _walk(obj, (), holder, 0, ids, paths, refs, [{}])
     except RecursionError:
         cycle = _container_cycle(obj)
         if cycle is None:
@@ -380,7 +393,7 @@ def _evictor(key):
     return evict
 
 
-def _walk(obj, path, holder, key, ids, paths, refs):
+def _walk(obj, path, holder, key, ids, paths, refs, opened):
     kind = _KINDS.get(type(obj)) or _kind_of(type(obj))
     if kind == _VAR:
         i = ids.get(id(obj))
@@ -396,35 +409,62 @@ def _walk(obj, path, holder, key, ids, paths, refs):
             return _nodes.ref(i)
         ids[id(obj)] = len(ids)
         d = set_tracked(obj)
-        return _nodes.module(
+        opened.append({})  # containers entered inside this Module (see the list/dict case)
+        node = _nodes.module(
             type(obj),
-            tuple((k, _walk(v, path + (k,), d, k, ids, paths, refs)) for k, v in d.items()),
+            tuple((k, _walk(v, path + (k,), d, k, ids, paths, refs, opened)) for k, v in d.items()),
         )
+        opened.pop()
+        return node
     if kind == _ARRAY:
         paths.append(path)
         refs.append(_Slot(holder, key))
         return _ARRAY_NODE
-    if kind == _LIST:
-        if type(obj) is List:
-            obj._ramie_tracked = True
-        elif _in_tracked(holder):
-            _untracked(obj, path, "list")
-        return _nodes.list_(
-            tuple(_walk(v, path + (i,), obj, i, ids, paths, refs) for i, v in enumerate(obj)),
-        )
-    if kind == _DICT:
-        if type(obj) is Dict:
-            obj._ramie_tracked = True
-        elif _in_tracked(holder):
-            _untracked(obj, path, "dict")
-        return _nodes.dict_(
-            tuple((k, _walk(v, path + (k,), obj, k, ids, paths, refs)) for k, v in obj.items()),
-        )
+    if kind == _LIST or kind == _DICT:
+        # Numbered like Modules: a list/dict reached twice (e.g. held by two Modules)
+        # is one shared container, and merge gives it back as one (as NNX does).
+        i = ids.get(id(obj))
+        if i is not None:
+            if id(obj) in opened[-1]:  # entered again with no Module in between
+                raise _errors.GraphError(
+                    _errors.CONTAINER_CYCLE.format(
+                        path=_errors.format_path(opened[-1][id(obj)]),
+                        inner=_errors.format_path(path),
+                    )
+                )
+            return _nodes.ref(i)
+        ids[id(obj)] = len(ids)
+        inside = opened[-1]
+        inside[id(obj)] = path
+        if kind == _LIST:
+            if type(obj) is List:
+                obj._ramie_tracked = True
+            elif _in_tracked(holder):
+                _untracked(obj, path, "list")
+            node = _nodes.list_(
+                tuple(
+                    _walk(v, path + (i,), obj, i, ids, paths, refs, opened)
+                    for i, v in enumerate(obj)
+                ),
+            )
+        else:
+            if type(obj) is Dict:
+                obj._ramie_tracked = True
+            elif _in_tracked(holder):
+                _untracked(obj, path, "dict")
+            node = _nodes.dict_(
+                tuple(
+                    (k, _walk(v, path + (k,), obj, k, ids, paths, refs, opened))
+                    for k, v in obj.items()
+                ),
+            )
+        del inside[id(obj)]
+        return node
     if kind == _TUPLE:
         h = _TupleHolder(holder, key)
         return _nodes.tuple_(
             type(obj),
-            tuple(_walk(v, path + (i,), h, i, ids, paths, refs) for i, v in enumerate(obj)),
+            tuple(_walk(v, path + (i,), h, i, ids, paths, refs, opened) for i, v in enumerate(obj)),
         )
     try:
         hash(obj)

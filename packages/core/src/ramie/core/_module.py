@@ -8,12 +8,12 @@ the sharing and ``merge`` rebuilds it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import jax
 
-from . import _containers, _errors, _plainjax, _reprs, _statics
+from . import _containers, _errors, _filters, _plainjax, _reprs, _statics
 from ._variables import Variable
 
 _MISSING = object()
@@ -108,8 +108,14 @@ class Module:
                 yield name, value
 
     # -- modes ---------------------------------------------------------------
-    def set_attributes(self, *, raise_if_not_found: bool = True, **attributes: Any) -> None:
+    def set_attributes(
+        self, *filters: Any, raise_if_not_found: bool = True, **attributes: Any
+    ) -> None:
         """Set attributes on this module and every submodule that already has them.
+
+        With filters (as for ``split``, applied to ``(path, module)``: a Module
+        class, ``PathContains``, a callable...), only the modules that one of
+        them matches are changed.
 
         >>> from ramie.core import Module
         >>> class Drop(Module):
@@ -122,18 +128,19 @@ class Module:
         >>> net.set_attributes(deterministic=True)
         >>> net.drop.deterministic
         True
+        >>> net.set_attributes(Net, deterministic=False, raise_if_not_found=False)
+        >>> net.drop.deterministic  # only Net modules were selected
+        True
         """
-        found = set()
-        for _, module in self.iter_modules():
-            d = vars(module)
-            for name, value in attributes.items():
-                if name in d:
-                    setattr(module, name, value)
-                    found.add(name)
-        missing = sorted(set(attributes) - found)
+        selected = _filters.to_predicate(filters) if filters else _filters.Everything
+        missing = assign_existing(self.iter_modules(), selected, attributes)
         if missing and raise_if_not_found:
             raise AttributeError(
-                _errors.SET_ATTRIBUTES_NOT_FOUND.format(root=type(self).__name__, names=missing)
+                _errors.SET_ATTRIBUTES_NOT_FOUND.format(
+                    root=type(self).__name__,
+                    which=f" matching {', '.join(map(repr, filters))}" if filters else "",
+                    names=missing,
+                )
             )
 
     def train(self, **attributes: Any) -> None:
@@ -232,6 +239,23 @@ def set_tracked(obj: Module) -> dict:
         d = _containers.make_attributes(obj, items)
         _SET_DICT(obj, d)
     return d
+
+
+def assign_existing(modules: Iterable[tuple[tuple, Module]], selected, attributes: dict) -> list:
+    """Set ``attributes`` on the ``(path, module)`` pairs ``selected`` picks that have them.
+
+    Returns the names no selected module had, sorted.
+    """
+    found = set()
+    for path, module in modules:
+        if not selected(path, module):
+            continue
+        d = vars(module)
+        for name, value in attributes.items():
+            if name in d:
+                setattr(module, name, value)
+                found.add(name)
+    return sorted(set(attributes) - found)
 
 
 def _iter_modules(value: Any, path: tuple, seen: set) -> Iterator[tuple[tuple, Module]]:

@@ -68,8 +68,8 @@ class RngStream(Module):
     """
 
     def __init__(self, key: Any, *, tag: str):
-        self.key = RngKey(as_key(key, tag))
-        self.count = RngCount(jnp.zeros(self.key.value.shape, dtype=jnp.uint32))
+        self.key = RngKey(as_key(key, tag), tag=tag)
+        self.count = RngCount(jnp.zeros(self.key.value.shape, dtype=jnp.uint32), tag=tag)
         self.tag = tag
 
     def __call__(self) -> jax.Array:

@@ -14,7 +14,7 @@ from typing import Any
 import jax
 
 from . import _errors, _reprs
-from ._filters import Filter, Path, to_predicate
+from ._filters import Filter, Path, check_everything_last, to_predicate
 from ._variables import Variable, check_leaf
 
 
@@ -110,6 +110,7 @@ class State(dict):
         >>> list(s.filter(Param))
         ['w']
         """
+        check_everything_last((first, *rest), "State.filter")
         preds = [to_predicate(f) for f in (first, *rest)]
         outs = [State() for _ in preds]
         for path, leaf in self.flat_state().items():
@@ -270,3 +271,49 @@ def _replace(state: dict, pure: Mapping, prefix: Path, missing: list, extra: lis
     for k in pure:
         if k not in used:
             extra.append(_errors.format_path(prefix + (k,)))
+
+
+class GraphState(State):
+    """A State that carries the GraphDef it belongs to (what ``unpack`` returns).
+
+    ``merge(graph_state, ...)`` needs no separate GraphDef. ``jax.tree.map``
+    keeps the GraphDef (it is static, part of the tree structure).
+
+    >>> import jax.numpy as jnp
+    >>> from ramie.core import Module, Param, merge, unpack
+    >>> class M(Module):
+    ...     def __init__(self):
+    ...         self.w = Param(jnp.ones(2))
+    >>> s = unpack(M())
+    >>> type(merge(s)).__name__
+    'M'
+    """
+
+    __slots__ = ("graphdef",)
+
+    def __init__(self, mapping: Mapping | None = None, /, *, graphdef: Any = None, **kwargs: Any):
+        super().__init__(mapping, **kwargs)
+        object.__setattr__(self, "graphdef", graphdef)
+
+
+def _graph_state_flatten_with_keys(s: GraphState):
+    children, keys = _state_flatten_with_keys(s)
+    return children, (keys, s.graphdef)
+
+
+def _graph_state_flatten(s: GraphState):
+    children, keys = _state_flatten(s)
+    return children, (keys, s.graphdef)
+
+
+def _graph_state_unflatten(aux, children):
+    keys, graphdef = aux
+    s = _new_dict(GraphState)
+    _update(s, zip(keys, children, strict=True))
+    object.__setattr__(s, "graphdef", graphdef)
+    return s
+
+
+jax.tree_util.register_pytree_with_keys(
+    GraphState, _graph_state_flatten_with_keys, _graph_state_unflatten, _graph_state_flatten
+)

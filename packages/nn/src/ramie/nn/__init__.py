@@ -22,12 +22,16 @@ installed raises an ImportError that says which distribution to install.
 from ramie.core import *  # noqa: F403  (the facade re-exports core's flat namespace)
 from ramie.core import __all__ as _core_all
 
+from . import graph as graph  # NNX's `from flax.nnx import graph` spelling
+from . import traversals as traversals  # and `flax.nnx.traversals`
 from ._facade import PACKAGES as _PACKAGES
 from ._facade import load as _load
 from ._facade import missing_name as _missing_name
 
 __version__ = _load(globals())
-__all__ = sorted({*_core_all, *(n for p in _PACKAGES if p.loaded for n in p.names)})
+__all__ = sorted(
+    {*_core_all, "graph", "traversals", *(n for p in _PACKAGES if p.loaded for n in p.names)}
+)
 
 
 def __getattr__(name: str):
