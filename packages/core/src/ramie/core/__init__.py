@@ -56,8 +56,22 @@ from ._functional import Functional, functional
 from ._graph import GraphDef, flatten, unflatten
 from ._module import Module
 from ._rngs import RngCount, RngKey, Rngs, RngState, RngStream
+from ._sharding import (
+    eager_sharding_enabled,
+    get_abstract_model,
+    get_logical_axis_rules,
+    get_named_sharding,
+    get_partition_spec,
+    logical_axis_rules,
+    logical_to_mesh_axes,
+    sharded_init,
+    sharding_names,
+    use_eager_sharding,
+    with_partitioning,
+    with_sharding_constraint,
+)
 from ._state import State, replace_by_pure_dict, to_pure_dict
-from ._variables import BatchStat, Cache, Intermediate, Param, Variable
+from ._variables import BatchStat, Cache, Intermediate, Param, Variable, VariableMetadata
 from ._verify import check_structure
 
 #: Core's modules from the bottom up: a module imports only modules before it.
@@ -87,6 +101,7 @@ _LAYERS = (
     # the functional API
     "_api",
     "_functional",
+    "_sharding",  # logical axis names -> PartitionSpecs / NamedShardings, sharded init
     # on top: showing objects, the seam for transform authors
     "_display",
     "extend",
@@ -136,6 +151,7 @@ __all__ = [
     "UnclassifiableAttributeError",
     "UntrackedContainerError",
     "Variable",
+    "VariableMetadata",
     "check_structure",
     "clear_caches",
     "clone",
@@ -158,4 +174,16 @@ __all__ = [
     "to_pure_dict",
     "unflatten",
     "update",
+    "eager_sharding_enabled",
+    "get_abstract_model",
+    "get_logical_axis_rules",
+    "get_named_sharding",
+    "get_partition_spec",
+    "logical_axis_rules",
+    "logical_to_mesh_axes",
+    "sharded_init",
+    "sharding_names",
+    "use_eager_sharding",
+    "with_partitioning",
+    "with_sharding_constraint",
 ]
