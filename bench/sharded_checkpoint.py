@@ -33,7 +33,7 @@ from ramie import core, serialization as ser
 mb, repeats, where = {mb}, {repeats}, {where!r}
 mesh = jax.make_mesh(({devices},), ("data",))
 rows = NamedSharding(mesh, P("data"))
-n = int(mb * 1e6 / 4 / 8 / 1024)
+n = int(mb * 1e6 / 4 / 8 / 1024) // 64 * 64  # rows: a multiple of the device count
 state = core.State({{
     f"w{{i}}": core.Param(jax.device_put(jnp.full((n, 1024), i, jnp.float32), rows))
     for i in range(8)

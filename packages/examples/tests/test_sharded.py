@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 
+import jax
 import pytest
 
 FLAGS = ["--steps", "3", "--layers", "1", "--seed", "3"]
@@ -121,3 +122,84 @@ def test_the_mlp_model_and_an_indivisible_size():
         "--batch-size 12 cannot be split over 8 devices: make it a multiple of the device "
         "count (or use fewer devices)"
     )
+
+
+# -- in this process (whatever devices it has) ---------------------------------------
+def _layers(kind: str):
+    """Each layer once with with_partitioning, once with its *_metadata keyword."""
+    from ramie import nn
+
+    init = jax.nn.initializers.lecun_normal()
+    rngs = nn.Rngs(0)
+    if kind == "Linear":
+        names = ("embed", "mlp")
+        wrapped = nn.Linear(4, 8, kernel_init=nn.with_partitioning(init, names), rngs=rngs)
+        keyword = nn.Linear(4, 8, kernel_metadata={"sharding_names": names}, rngs=rngs)
+        return wrapped.kernel, keyword.kernel
+    if kind == "Conv":
+        names = (None, None, "embed", "mlp")
+        wrapped = nn.Conv(4, 8, (3, 3), kernel_init=nn.with_partitioning(init, names), rngs=rngs)
+        keyword = nn.Conv(4, 8, (3, 3), kernel_metadata={"sharding_names": names}, rngs=rngs)
+        return wrapped.kernel, keyword.kernel
+    if kind == "Embed":
+        names = ("vocab", "embed")
+        wrapped = nn.Embed(16, 4, embedding_init=nn.with_partitioning(init, names), rngs=rngs)
+        keyword = nn.Embed(16, 4, embedding_metadata={"sharding_names": names}, rngs=rngs)
+        return wrapped.embedding, keyword.embedding
+    if kind == "LayerNorm":
+        ones = jax.nn.initializers.ones
+        wrapped = nn.LayerNorm(4, scale_init=nn.with_partitioning(ones, ("embed",)), rngs=rngs)
+        keyword = nn.LayerNorm(4, scale_metadata={"sharding_names": ("embed",)}, rngs=rngs)
+        return wrapped.scale, keyword.scale
+    names = ("embed", "heads", None)
+    wrapped = nn.MultiHeadAttention(
+        2, 4, kernel_init=nn.with_partitioning(init, names), decode=False, rngs=rngs
+    )
+    keyword = nn.MultiHeadAttention(
+        2, 4, kernel_metadata={"sharding_names": names}, decode=False, rngs=rngs
+    )
+    return wrapped.query.kernel, keyword.query.kernel
+
+
+@pytest.mark.parametrize("kind", ["Linear", "Conv", "Embed", "LayerNorm", "MultiHeadAttention"])
+def test_with_partitioning_and_the_metadata_keywords_agree_on_every_layer(kind):
+    wrapped, keyword = _layers(kind)
+    assert type(wrapped) is type(keyword)
+    assert wrapped.metadata == keyword.metadata and wrapped.shape == keyword.shape
+    assert len(nn_names(wrapped)) == wrapped.ndim
+
+
+def nn_names(variable):
+    from ramie import nn
+
+    return nn.sharding_names(variable)
+
+
+def test_eval_shape_and_jit_honour_the_metadata():
+    from jax.sharding import AxisType, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from ramie import nn
+    from ramie.examples import sharded
+
+    args = sharded.parse(["--layers", "1", "--vocab", "8", "--features", "8", "--hidden", "8"])
+    mesh = jax.make_mesh((jax.device_count(),), ("model",), axis_types=(AxisType.Explicit,))
+    rules = sharded.STRATEGIES["tp"][1]
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules), nn.use_eager_sharding():
+        abstract = nn.eval_shape(lambda: sharded.Model(args, rngs=nn.Rngs(0)))
+    up = abstract.blocks[0].up.kernel.value  # with_partitioning's
+    head = abstract.head.kernel.value  # kernel_metadata's: eager sharding needs the wrapper
+    assert isinstance(up, jax.ShapeDtypeStruct) and up.sharding.spec == P(None, "model")
+    assert head.sharding is None or head.sharding.spec == P(None, None)
+
+    model = sharded.Model(args, rngs=nn.Rngs(0))
+    shardings = nn.get_named_sharding(model, mesh, rules)
+
+    @nn.jit(in_shardings=(shardings,))
+    def scale(model):
+        model.head.kernel.value = model.head.kernel.value * 2
+
+    before = jax.numpy.array(model.head.kernel.value)
+    scale(model)
+    assert model.head.kernel.value.sharding == NamedSharding(mesh, P(None, "model"))
+    assert (model.head.kernel.value == 2 * before).all()

@@ -355,12 +355,10 @@ def with_partitioning(
             value, inner = value.value, value.metadata
         else:
             inner = {}
-        target = (
-            mesh
-            if mesh is not None
-            else (_current_mesh(None) if eager_sharding_enabled() else None)
-        )
-        if target is not None:
+        target = mesh if mesh is not None else _current_mesh(None)
+        place = mesh is not None or eager_sharding_enabled()
+        # A layer may call it with a flat shape and reshape the result: not placed then.
+        if place and target is not None and len(names) == getattr(value, "ndim", -1):
             value = _constrain(value, logical_to_mesh_axes(names), target)
         return VariableMetadata(value, {**inner, **metadata, SHARDING_KEY: names})
 
