@@ -125,43 +125,36 @@ def test_the_mlp_model_and_an_indivisible_size():
 
 
 # -- in this process (whatever devices it has) ---------------------------------------
+# layer: (constructor, its parameter's keyword prefix and attribute path, the names)
+LAYERS = {
+    "Linear": (lambda nn, **kw: nn.Linear(4, 8, **kw), "kernel", "kernel", ("embed", "mlp")),
+    "Conv": (
+        lambda nn, **kw: nn.Conv(4, 8, (3, 3), **kw), "kernel", "kernel",
+        (None, None, "embed", "mlp"),
+    ),
+    "Embed": (lambda nn, **kw: nn.Embed(16, 4, **kw), "embedding", "embedding", ("vocab", "embed")),
+    "LayerNorm": (lambda nn, **kw: nn.LayerNorm(4, **kw), "scale", "scale", ("embed",)),
+    "MultiHeadAttention": (
+        lambda nn, **kw: nn.MultiHeadAttention(2, 4, decode=False, **kw), "kernel",
+        "query.kernel", ("embed", "heads", None),
+    ),
+}  # fmt: skip
+
+
 def _layers(kind: str):
-    """Each layer once with with_partitioning, once with its *_metadata keyword."""
+    """The layer's parameter once with with_partitioning, once with its *_metadata keyword."""
     from ramie import nn
 
-    init = jax.nn.initializers.lecun_normal()
-    rngs = nn.Rngs(0)
-    if kind == "Linear":
-        names = ("embed", "mlp")
-        wrapped = nn.Linear(4, 8, kernel_init=nn.with_partitioning(init, names), rngs=rngs)
-        keyword = nn.Linear(4, 8, kernel_metadata={"sharding_names": names}, rngs=rngs)
-        return wrapped.kernel, keyword.kernel
-    if kind == "Conv":
-        names = (None, None, "embed", "mlp")
-        wrapped = nn.Conv(4, 8, (3, 3), kernel_init=nn.with_partitioning(init, names), rngs=rngs)
-        keyword = nn.Conv(4, 8, (3, 3), kernel_metadata={"sharding_names": names}, rngs=rngs)
-        return wrapped.kernel, keyword.kernel
-    if kind == "Embed":
-        names = ("vocab", "embed")
-        wrapped = nn.Embed(16, 4, embedding_init=nn.with_partitioning(init, names), rngs=rngs)
-        keyword = nn.Embed(16, 4, embedding_metadata={"sharding_names": names}, rngs=rngs)
-        return wrapped.embedding, keyword.embedding
-    if kind == "LayerNorm":
-        ones = jax.nn.initializers.ones
-        wrapped = nn.LayerNorm(4, scale_init=nn.with_partitioning(ones, ("embed",)), rngs=rngs)
-        keyword = nn.LayerNorm(4, scale_metadata={"sharding_names": ("embed",)}, rngs=rngs)
-        return wrapped.scale, keyword.scale
-    names = ("embed", "heads", None)
-    wrapped = nn.MultiHeadAttention(
-        2, 4, kernel_init=nn.with_partitioning(init, names), decode=False, rngs=rngs
-    )
-    keyword = nn.MultiHeadAttention(
-        2, 4, kernel_metadata={"sharding_names": names}, decode=False, rngs=rngs
-    )
-    return wrapped.query.kernel, keyword.query.kernel
+    make, prefix, attribute, names = LAYERS[kind]
+    init = nn.with_partitioning(jax.nn.initializers.normal(), names)
+    wrapped = make(nn, rngs=nn.Rngs(0), **{f"{prefix}_init": init})
+    keyword = make(nn, rngs=nn.Rngs(0), **{f"{prefix}_metadata": {"sharding_names": names}})
+    for name in attribute.split("."):
+        wrapped, keyword = getattr(wrapped, name), getattr(keyword, name)
+    return wrapped, keyword
 
 
-@pytest.mark.parametrize("kind", ["Linear", "Conv", "Embed", "LayerNorm", "MultiHeadAttention"])
+@pytest.mark.parametrize("kind", sorted(LAYERS))
 def test_with_partitioning_and_the_metadata_keywords_agree_on_every_layer(kind):
     wrapped, keyword = _layers(kind)
     assert type(wrapped) is type(keyword)
