@@ -7,8 +7,10 @@ subprocesses, each under ``timeout -k`` so that even a hung distributed run ends
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -62,9 +64,10 @@ def saved(tmp_path_factory) -> dict[str, Path]:
     try:
         outs = [finish(p) for p in procs]
     finally:
-        for p in procs:  # never leave one behind
+        for p in procs:  # never leave one behind: `timeout` leads its own process group
             if p.poll() is None:
-                p.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
     assert [[x for x in o.splitlines() if x.startswith("SAVED")] for o in outs] == [
         ["SAVED 0"],
