@@ -57,7 +57,11 @@ NOT_DIVISIBLE = (
 
 
 def names(*axes: str | None) -> dict:
-    """A layer's ``*_metadata`` keyword giving a parameter its logical axis names."""
+    """A layer's ``*_metadata`` keyword giving a parameter its logical axis names.
+
+    >>> names("embed", "mlp")
+    {'sharding_names': ('embed', 'mlp')}
+    """
     return {"sharding_names": axes}
 
 
@@ -129,7 +133,12 @@ class Model(nn.Module):
 
 
 def batch(args: argparse.Namespace, step: int) -> tuple[np.ndarray, np.ndarray]:
-    """The global batch of ``step``: random tokens, each to be mapped to its successor."""
+    """The global batch of ``step``: random tokens, each to be mapped to its successor.
+
+    >>> tokens, targets = batch(parse(["--batch-size", "4", "--vocab", "8"]), step=0)
+    >>> tokens.shape, bool(((tokens + 1) % 8 == targets).all())
+    ((4, 8), True)
+    """
     rng = np.random.default_rng([args.seed, step])
     tokens = rng.integers(0, args.vocab, (args.batch_size, args.length), dtype=np.int32)
     return tokens, (tokens + 1) % args.vocab
