@@ -78,8 +78,22 @@ from ._graph_utils import (
 )
 from ._module import Module
 from ._rngs import RngCount, RngKey, Rngs, RngState, RngStream
+from ._sharding import (
+    eager_sharding_enabled,
+    get_abstract_model,
+    get_logical_axis_rules,
+    get_named_sharding,
+    get_partition_spec,
+    logical_axis_rules,
+    logical_to_mesh_axes,
+    sharded_init,
+    sharding_names,
+    use_eager_sharding,
+    with_partitioning,
+    with_sharding_constraint,
+)
 from ._state import GraphState, State, replace_by_pure_dict, to_pure_dict
-from ._variables import BatchStat, Cache, Intermediate, Param, Variable
+from ._variables import BatchStat, Cache, Intermediate, Param, Variable, VariableMetadata
 from ._verify import check_structure
 from ._views import view, view_info, with_attributes
 
@@ -113,6 +127,7 @@ _LAYERS = (
     "_functional",
     "_graph_utils",  # iter_graph, recursive_map, map, unpack, prefix, GraphDef.apply, capture
     "_views",  # view, with_attributes: new Modules over the same Variables
+    "_sharding",  # logical axis names -> PartitionSpecs / NamedShardings, sharded init
     # on top: showing objects, the seam for transform authors
     "_display",
     "extend",
@@ -168,6 +183,7 @@ __all__ = [
     "as_abstract",
     "call",
     "capture",
+    "VariableMetadata",
     "check_structure",
     "clear_caches",
     "clone",
@@ -199,4 +215,16 @@ __all__ = [
     "view",
     "view_info",
     "with_attributes",
+    "eager_sharding_enabled",
+    "get_abstract_model",
+    "get_logical_axis_rules",
+    "get_named_sharding",
+    "get_partition_spec",
+    "logical_axis_rules",
+    "logical_to_mesh_axes",
+    "sharded_init",
+    "sharding_names",
+    "use_eager_sharding",
+    "with_partitioning",
+    "with_sharding_constraint",
 ]

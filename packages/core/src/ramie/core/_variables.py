@@ -46,6 +46,29 @@ def check_leaf(value, where: str) -> None:
         )
 
 
+class VariableMetadata:
+    """A value plus metadata for the Variable that will box it.
+
+    Initializers wrapped by ``with_partitioning`` return one; ``Variable(...)``
+    unpacks it, so a layer's ``Param(kernel_init(...))`` picks the metadata up.
+    Keywords given to the Variable itself win over these.
+
+    >>> import jax.numpy as jnp
+    >>> from ramie.core import Param, VariableMetadata
+    >>> Param(VariableMetadata(jnp.ones(2), {"sharding_names": ("embed",)})).sharding_names
+    ('embed',)
+    """
+
+    __slots__ = ("value", "metadata")
+
+    def __init__(self, value: Any, metadata: dict[str, Any]):
+        self.value = value
+        self.metadata = dict(metadata)
+
+    def __repr__(self) -> str:
+        return f"VariableMetadata({self.value!r}, {self.metadata!r})"
+
+
 def _unwrap(x):
     return x.value if isinstance(x, Variable) else x
 
@@ -76,6 +99,9 @@ class Variable:
     __slots__ = ("_value", "_metadata", "__weakref__")
 
     def __init__(self, value: Any, **metadata: Any):
+        if type(value) is VariableMetadata:  # from an initializer wrapped with metadata
+            metadata = {**value.metadata, **metadata}
+            value = value.value
         check_leaf(value, type(self).__name__)
         object.__setattr__(self, "_value", value)
         for name, item in metadata.items():

@@ -16,6 +16,9 @@ with argparse, so ``python -m ramie.examples.<name> --help`` documents it and
 - ``seq2seq``: an LSTM encoder-decoder (``nn.RNN``) learning to add, greedy decoding;
 - ``segmentation``: a tiny U-Net (``ConvTranspose``, skip connections), mean IoU.
 
+``sharded`` trains over a ``jax.sharding.Mesh`` (``--strategy dp|fsdp|tp``) on N
+devices and P local processes; run it with ``python -m ramie.examples.sharded``.
+
 The console script ``ramie-examples list`` lists them, ``ramie-examples run
 <name> [flags]`` runs one.
 

@@ -10,7 +10,7 @@ import numpy as np
 from jax import lax
 from jax.nn import initializers
 
-from ramie.core import Module, Param
+from ramie.core import Module, Param, VariableMetadata
 
 from . import _errors
 from ._common import (
@@ -113,7 +113,10 @@ class Linear(Module):
 
 def _reshaped_init(init: Initializer, shape: tuple, flat_shape: tuple) -> Initializer:
     def wrapped(key, _shape, dtype):
-        return jnp.reshape(init(key, flat_shape, dtype), shape)
+        value = init(key, flat_shape, dtype)
+        if isinstance(value, VariableMetadata):  # from with_partitioning: keep its metadata
+            return VariableMetadata(jnp.reshape(value.value, shape), value.metadata)
+        return jnp.reshape(value, shape)
 
     return wrapped
 

@@ -33,6 +33,7 @@ from ._errors import (
 )
 from ._msgpack import from_bytes, msgpack_restore, msgpack_serialize, to_bytes
 from ._safetensors import flatten_keys, load_safetensors, save_safetensors
+from ._sharded import restore_sharded, save_sharded, saved_arrays
 from ._state_dict import from_state_dict, register_serialization_state, to_state_dict
 from ._torch import from_torch_state_dict
 
@@ -59,7 +60,10 @@ __all__ = [
     "msgpack_restore",
     "msgpack_serialize",
     "register_serialization_state",
+    "restore_sharded",
     "save_safetensors",
+    "save_sharded",
+    "saved_arrays",
     "to_bytes",
     "to_state_dict",
 ]

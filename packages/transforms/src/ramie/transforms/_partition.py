@@ -1,7 +1,8 @@
-"""``PARTITION_NAME``: naming a vmap/scan/pmap axis in Variables' ``sharding`` metadata.
+"""``PARTITION_NAME``: naming a vmap/scan/pmap axis in Variables' sharding metadata.
 
-A Variable's ``sharding`` metadata is a tuple of logical axis names, one per
-array axis (``None`` for an unsharded one), as in Flax NNX. A stack of layers
+A Variable's logical axis names (``sharding_names`` metadata, as Flax NNX 0.12
+writes it; ``sharding`` is read as an alias, see ``ramie.core.sharding_names``)
+are a tuple with one name per array axis (``None`` for an unsharded one). A stack of layers
 built by ``vmap`` has one more axis than each layer; with
 ``transform_metadata={PARTITION_NAME: "layers"}`` that axis is named
 ``"layers"`` in the stacked Variables' ``sharding`` (inserted at the output
@@ -32,8 +33,10 @@ from ramie.core import extend
 
 #: The ``transform_metadata`` key whose value names the mapped axis in ``sharding``.
 PARTITION_NAME = "partition_name"
-#: The Variable metadata key holding logical axis names (one per array axis).
-SHARDING_KEY = "sharding"
+#: The Variable metadata keys that may hold logical axis names (one per array
+#: axis), in the order ``ramie.core.sharding_names`` reads them: Flax NNX 0.12's
+#: ``sharding_names`` first, then the spellings core accepts as aliases.
+SHARDING_KEYS = ("sharding_names", "sharding", "sharding_metadata")
 
 
 def name_of(metadata: Mapping[str, Any] | None) -> Any:
@@ -44,10 +47,15 @@ def name_of(metadata: Mapping[str, Any] | None) -> Any:
 
 
 def _sharding(ref: Any) -> tuple | None:
+    """The key holding ``ref``'s logical axis names and the names, or ``(None, None)``."""
     if not isinstance(ref, core.Variable):
-        return None
-    names = ref.metadata.get(SHARDING_KEY)
-    return tuple(names) if isinstance(names, (tuple, list)) else None
+        return None, None
+    metadata = ref.metadata
+    for key in SHARDING_KEYS:
+        names = metadata.get(key)
+        if names is not None:
+            return (key, tuple(names)) if isinstance(names, (tuple, list)) else (None, None)
+    return None, None
 
 
 def _axis_index(axis: int, rank: int) -> int:
@@ -57,11 +65,11 @@ def _axis_index(axis: int, rank: int) -> int:
 def insert(refs: Sequence, axes: Sequence, name: Any) -> None:
     """Insert ``name`` at each Variable's mapped output axis in its ``sharding``."""
     for ref, axis in zip(refs, axes, strict=True):
-        names = _sharding(ref)
+        key, names = _sharding(ref)
         if names is None or not isinstance(axis, int):
             continue
         at = _axis_index(axis, len(names) + 1)
-        setattr(ref, SHARDING_KEY, (*names[:at], name, *names[at:]))
+        setattr(ref, key, (*names[:at], name, *names[at:]))
 
 
 def stripped(fg: extend.FlatGraph, axes: Sequence, name: Any) -> core.GraphDef:
@@ -73,11 +81,11 @@ def stripped(fg: extend.FlatGraph, axes: Sequence, name: Any) -> core.GraphDef:
     inner = extend.flatten(objs)
     changed = False
     for ref, axis in zip(inner.refs, axes, strict=True):
-        names = _sharding(ref)
+        key, names = _sharding(ref)
         if names is None or not isinstance(axis, int) or isinstance(axis, bool):
             continue
         at = _axis_index(axis, len(names))
         if 0 <= at < len(names) and names[at] == name:
-            setattr(ref, SHARDING_KEY, (*names[:at], *names[at + 1 :]))
+            setattr(ref, key, (*names[:at], *names[at + 1 :]))
             changed = True
     return extend.flatten(objs).graphdef if changed else fg.graphdef
