@@ -22,9 +22,7 @@ class Dense(core.Module):
 @pytest.mark.parametrize("spelling", ["with_partitioning", "sharding_names", "sharding"])
 def test_stacked_layers_name_the_new_axis_under_the_key_core_reads(spelling):
     keys = jax.random.split(jax.random.key(0), 4)
-    stack = vmap(
-        lambda k: Dense(k, spelling), transform_metadata={PARTITION_NAME: "layers"}
-    )(keys)
+    stack = vmap(lambda k: Dense(k, spelling), transform_metadata={PARTITION_NAME: "layers"})(keys)
     assert stack.w.value.shape == (4, 2, 3)
     assert core.sharding_names(stack.w) == ("layers", "embed", "mlp")
     rules = (("layers", None), ("embed", None), ("mlp", "model"))
