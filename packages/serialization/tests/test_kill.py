@@ -116,12 +116,17 @@ def test_sigkill_during_saves_keeps_the_latest_checkpoint(tmp_path):
     directory = tmp_path / "ckpt"
     stop, result = tmp_path / "stop", tmp_path / "result.json"
     reader = _fork(_reader, str(directory), str(stop), str(result))
+    # On a loaded machine one 16 MiB save can outlast the longest delay, and then no
+    # kill would ever land after a commit: stretch the delays while no step commits
+    # (and shrink them back once steps commit), so kills keep landing both mid-save
+    # and between saves whatever the load.
+    stretch = 1.0
     for kill in range(KILLS):
         first = 0 if latest is None else latest + 1
         started = tmp_path / f"started-{kill}"
         pid = _fork(_child, str(directory), first, kill % 2 == 1, str(started))
         _wait_for(started)  # on a loaded machine a fork can take longer than the delay
-        time.sleep(rng.uniform(0.02, 0.35))
+        time.sleep(rng.uniform(0.02, 0.35) * stretch)
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
@@ -138,6 +143,8 @@ def test_sigkill_during_saves_keeps_the_latest_checkpoint(tmp_path):
             assert manager.all_steps()[-1] == now
             seen_steps.add(now)
         assert _hidden_leftovers(directory) == leftovers
+        progressed = now is not None and (latest is None or now > latest)
+        stretch = max(1.0, stretch / 1.5) if progressed else min(16.0, stretch * 1.5)
         latest = now
     stop.touch()
     _, status = os.waitpid(reader, 0)
