@@ -1,0 +1,37 @@
+#!/usr/bin/env python3
+"""Run a command, copying its output (stderr merged) to stdout and to a file.
+
+Usage::
+
+    .ci/tee.py LOG COMMAND [ARG ...]
+
+Exits with the command's status. The nox test sessions run pytest through it so
+that pytest's output is shown as it comes and its summary line can be read
+afterwards (by ``.ci/summarize.py``'s parser) for the table printed at the end.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def main(argv: list[str]) -> int:
+    """Run ``argv[2:]``, teeing its output into the file ``argv[1]``; return its status."""
+    if len(argv) < 3:
+        print(__doc__.split("\n\n")[1], file=sys.stderr)
+        return 2
+    with open(argv[1], "w", encoding="utf-8") as log:
+        child = subprocess.Popen(
+            argv[2:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        )
+        assert child.stdout is not None
+        for line in child.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            log.write(line)
+        return child.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
