@@ -227,7 +227,11 @@ def _run_tests(
     line goes into the table printed when nox ends (see :func:`_print_results`).
     """
     more, session_env = session_requires(package)
-    install_local(session, package, others=(*others, *more), lowest=lowest)
+    try:
+        install_local(session, package, others=(*others, *more), lowest=lowest)
+    except BaseException:
+        _record_result(session.name, None)  # a row saying pytest never ran
+        raise
     _pytest(session, package, PACKAGES_DIR / package, {**session_env, **(env or {})})
 
 
@@ -277,10 +281,10 @@ def _summarize_module():  # noqa: ANN202 - the module .ci/summarize.py
     return summarize
 
 
-def _record_result(name: str, log: Path) -> None:
+def _record_result(name: str, log: Path | None) -> None:
     """Remember the counts of pytest's summary line in ``log`` (None if it has none)."""
     summarize = _summarize_module()
-    lines = log.read_text(encoding="utf-8").splitlines() if log.is_file() else []
+    lines = log.read_text(encoding="utf-8").splitlines() if log and log.is_file() else []
     sessions, _ = summarize.summarize(lines)
     line = sessions[-1][1] if sessions else None
     if not _RESULTS:
