@@ -16,6 +16,12 @@ itself again from there::
     python3 noxfile.py -s matrix            # tests on Python 3.11, 3.12 and 3.13
     python3 noxfile.py -s verify            # core and transforms with RAMIE_CHECK_STRUCTURE=1
     python3 noxfile.py -s demo              # the main job
+    python3 noxfile.py -s build             # wheels + sdists into dist/, checked, installed alone
+    python3 noxfile.py -s lowest            # tests with requirements at their lower bounds
+    python3 noxfile.py -s tools             # tools/ tests + the release consistency check
+
+The test sessions end with one table: each session's passed / failed / skipped
+and the total, read from pytest's summary lines by ``.ci/summarize.py`` (as CI does).
 """
 
 from __future__ import annotations
