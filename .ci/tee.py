@@ -12,6 +12,7 @@ afterwards (by ``.ci/summarize.py``'s parser) for the table printed at the end.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -21,15 +22,14 @@ def main(argv: list[str]) -> int:
     if len(argv) < 3:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
-    with open(argv[1], "w", encoding="utf-8") as log:
-        child = subprocess.Popen(
-            argv[2:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
-        )
+    with open(argv[1], "wb") as log:
+        child = subprocess.Popen(argv[2:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert child.stdout is not None
-        for line in child.stdout:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-            log.write(line)
+        # Chunks as they come, not lines: pytest's progress dots show one by one.
+        while chunk := os.read(child.stdout.fileno(), 65536):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            log.write(chunk)
         return child.wait()
 
 
