@@ -25,11 +25,15 @@ def main(argv: list[str]) -> int:
     with open(argv[1], "wb") as log:
         child = subprocess.Popen(argv[2:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert child.stdout is not None
-        # Chunks as they come, not lines: pytest's progress dots show one by one.
-        while chunk := os.read(child.stdout.fileno(), 65536):
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.buffer.flush()
-            log.write(chunk)
+        try:
+            # Chunks as they come, not lines: pytest's progress dots show one by one.
+            while chunk := os.read(child.stdout.fileno(), 65536):
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+                log.write(chunk)
+        finally:  # interrupted (nox got Ctrl-C): the command must not outlive us
+            if child.poll() is None:
+                child.terminate()
         return child.wait()
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import doctest
 import importlib.util
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +74,29 @@ def test_ci_prints_the_table_and_the_total_line(tmp_path: Path) -> None:
         "FAILED: 1 failed, 0 errors",
         "tests: 433 passed, 1 failed, 2 skipped",
     ]
+
+
+def test_tee_ends_its_command_when_interrupted(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    code = (
+        "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); "
+        "print('ready', flush=True); time.sleep(600)"
+    )
+    tee = subprocess.Popen(
+        [sys.executable, str(ROOT / ".ci" / "tee.py"), str(tmp_path / "log"), sys.executable,
+         "-c", code, str(pid_file)],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    assert tee.stdout.readline() == b"ready\n"
+    tee.send_signal(signal.SIGINT)
+    tee.wait(timeout=60)
+    child = int(pid_file.read_text())
+    for _ in range(100):  # the child is terminated, then reaped by tee's wait
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("tee.py left its command running after SIGINT")
