@@ -196,7 +196,7 @@ def session_requires(package: str) -> tuple[list[str], dict[str, str]]:
     (globs allowed); ``env`` is set while pytest runs. ::
 
         [tool.ramie.nox]
-        extra-requires = ["flax>=0.12,<0.13"]
+        extra-requires = ["flax>=0.12.1,<0.13"]
         local-requires = ["tests/plugins/*"]
         env = {RAMIE_TEST_PLUGINS = "1"}
     """
