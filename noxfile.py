@@ -17,10 +17,17 @@ itself again from there::
     python3 noxfile.py -s verify            # core and transforms with RAMIE_CHECK_STRUCTURE=1
     python3 noxfile.py -s demo              # the main job
     python3 noxfile.py -s docs              # the site, guides executed, into docs/_build/html
+    python3 noxfile.py -s build             # wheels + sdists into dist/, checked, installed alone
+    python3 noxfile.py -s lowest            # tests with requirements at their lower bounds
+    python3 noxfile.py -s tools             # tools/ tests + the release consistency check
+
+The test sessions end with one table: each session's passed / failed / skipped
+and the total, read from pytest's summary lines by ``.ci/summarize.py`` (as CI does).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -154,12 +161,15 @@ def install_local(
     *packages: str,
     extras: Iterable[str] = ("test",),
     others: Iterable[str] = (),
+    lowest: bool = False,
 ) -> None:
     """Install ``packages`` and their ramie closure from this checkout, in one command.
 
     Every ramie package is given as a local path, so the resolver never looks
     for one on PyPI. ``extras`` apply to ``packages`` only; ``others`` are
     extra requirements (``"optax"``, ``"jax[cuda12]"``) resolved together.
+    ``lowest`` resolves every requirement the closure's pyprojects declare to the
+    lowest version they allow (see :func:`lowest_requirements`).
     """
     extras = tuple(extras)
     extra = f"[{','.join(extras)}]" if extras else ""
@@ -172,7 +182,10 @@ def install_local(
             # Never let uv reuse a wheel it built earlier from this directory:
             # edits under src/ must always be what gets tested.
             args += ["--refresh-package", by_dist[package]]
-    session.install(*args, *others)
+    if lowest:
+        _install_lowest(session, [*args, *lowest_requirements(*packages, extras=extras), *others])
+    else:
+        session.install(*args, *others)
 
 
 def session_requires(package: str) -> tuple[list[str], dict[str, str]]:
@@ -184,7 +197,7 @@ def session_requires(package: str) -> tuple[list[str], dict[str, str]]:
     (globs allowed); ``env`` is set while pytest runs. ::
 
         [tool.ramie.nox]
-        extra-requires = ["flax>=0.12,<0.13"]
+        extra-requires = ["flax>=0.12.1,<0.13"]
         local-requires = ["tests/plugins/*"]
         env = {RAMIE_TEST_PLUGINS = "1"}
     """
@@ -213,18 +226,35 @@ def _run_tests(
     *,
     others: Iterable[str] = (),
     env: dict[str, str] | None = None,
+    lowest: bool = False,
 ) -> None:
-    """Install ``package`` (+ closure, + ``[test]``) and run its tests against the install."""
+    """Install ``package`` (+ closure, + ``[test]``) and run its tests against the install.
+
+    pytest's output is shown as it comes and also kept, so that its summary
+    line goes into the table printed when nox ends (see :func:`_print_results`).
+    """
     more, session_env = session_requires(package)
-    install_local(session, package, others=(*others, *more))
-    env = {**session_env, **(env or {})}
-    scratch = _scratch_dir(session, package)
+    try:
+        install_local(session, package, others=(*others, *more), lowest=lowest)
+    except BaseException:
+        _record_result(session.name, None)  # a row saying pytest never ran
+        raise
+    _pytest(session, package, PACKAGES_DIR / package, {**session_env, **(env or {})})
+
+
+def _pytest(session: nox.Session, label: str, where: Path, env: dict[str, str]) -> None:
+    """Run pytest on ``where/tests`` from a scratch directory, recording its summary line."""
+    scratch = _scratch_dir(session, label)
+    log = scratch / "pytest.log"
     try:
         session.chdir(scratch)
         session.run(
+            "python",
+            str(ROOT / ".ci" / "tee.py"),
+            str(log),
             "pytest",
-            str(PACKAGES_DIR / package / "tests"),
-            f"--rootdir={PACKAGES_DIR / package}",
+            str(where / "tests"),
+            f"--rootdir={where}",
             "-p",
             "no:cacheprovider",
             "--import-mode=importlib",
@@ -235,12 +265,44 @@ def _run_tests(
                 "HYPOTHESIS_STORAGE_DIRECTORY": str(scratch / ".hypothesis"),
                 # Byte code (pytest's rewritten tests included) goes here, not into the checkout.
                 "PYTHONPYCACHEPREFIX": str(scratch / "pycache"),
-                **(env or {}),
+                **env,
             },
         )
     finally:
+        _record_result(session.name, log)
         session.chdir(ROOT)
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+#: (session name, pytest counts or None) for each test session run by this nox process.
+_RESULTS: list[tuple[str, dict[str, int] | None]] = []
+
+
+def _summarize_module():  # noqa: ANN202 - the module .ci/summarize.py
+    """Import ``.ci/summarize.py``: its parser reads pytest's summary lines for CI too."""
+    sys.path.insert(0, str(ROOT / ".ci"))
+    try:
+        import summarize
+    finally:
+        sys.path.pop(0)
+    return summarize
+
+
+def _record_result(name: str, log: Path | None) -> None:
+    """Remember the counts of pytest's summary line in ``log`` (None if it has none)."""
+    summarize = _summarize_module()
+    lines = log.read_text(encoding="utf-8").splitlines() if log and log.is_file() else []
+    sessions, _ = summarize.summarize(lines)
+    line = sessions[-1][1] if sessions else None
+    if not _RESULTS:
+        atexit.register(_print_results)
+    _RESULTS.append((name, summarize.parse_counts(line) if line else None))
+
+
+def _print_results() -> None:
+    """Print one table of every test session's counts and their total, as nox ends."""
+    summarize = _summarize_module()
+    print("\n" + "\n".join(summarize.table(_RESULTS)), flush=True)
 
 
 @nox.session
@@ -381,6 +443,155 @@ def gpu(session: nox.Session, package: str) -> None:
     if not _has_nvidia_gpu():
         session.skip("no NVIDIA GPU found: the gpu session needs one (nvidia-smi)")
     _run_tests(session, package, others=(CUDA_JAX,), env={"JAX_PLATFORMS": "cuda"})
+
+
+# --- packaging: wheels, the lowest-versions lane ------------------------------------------
+
+DIST_DIR = ROOT / "dist"
+BUILD_REQUIREMENTS = ("uv>=0.5", "twine>=6.1", "check-wheel-contents>=0.6")
+# W002 (duplicate files): every package ships an empty py.typed, and empty __init__.py files
+# of subpackages are identical by nature.
+CHECK_WHEEL_IGNORE = "W002"
+
+
+def _third_party(requirements: Iterable[str]) -> list[str]:
+    """The requirements in ``requirements`` that are not ramie distributions."""
+    by_dist = dist_dirs()
+    out = []
+    for requirement in requirements:
+        match = _REQUIREMENT_NAME.match(requirement)
+        if match and _canonical(match.group(1)) not in by_dist:
+            out.append(requirement)
+    return out
+
+
+def lowest_requirements(*packages: str, extras: Iterable[str] = ("test",)) -> list[str]:
+    """The third-party requirements of ``packages``' closure, as their pyprojects state them.
+
+    Given to uv as requirements of their own, they are *direct*, so that
+    ``--resolution lowest-direct`` takes each at the lowest version its bounds allow.
+
+    >>> lowest_requirements("layers", extras=())
+    ['jax>=0.10.2,<0.13', 'numpy>=1.26', 'pluggy>=1.5']
+    """
+    found: list[str] = []
+    for package in ramie_closure(*packages):
+        project = _read_pyproject(package)
+        found += _third_party(project.get("dependencies", []))
+        if package in packages:
+            for extra in extras:
+                found += project.get("optional-dependencies", {}).get(extra, [])
+    return sorted(dict.fromkeys(found))
+
+
+def _install_lowest(session: nox.Session, args: list[str]) -> None:
+    """``uv pip install --resolution lowest-direct args`` into the session's venv."""
+    if session.venv_backend == "uv":
+        session.install("--resolution", "lowest-direct", *args)
+    else:  # a virtualenv made by nox without uv: bring uv in
+        session.install("uv>=0.5")
+        python = session.run("python", "-c", "import sys; print(sys.executable)", silent=True)
+        session.run(
+            "uv", "pip", "install", "--python", str(python).strip(), "--resolution",
+            "lowest-direct", *args,
+        )  # fmt: skip
+    session.run(
+        "python",
+        "-c",
+        "import importlib.metadata as m; "
+        "print('installed:', *sorted(f'{d.name}=={d.version}' for d in m.distributions()))",
+    )
+
+
+@nox.session
+@nox.parametrize("package", PACKAGES)
+def lowest(session: nox.Session, package: str) -> None:
+    """A package's tests with its requirements at the lowest versions its pyproject allows.
+
+    Every third-party requirement declared by the package and the ramie packages
+    it needs (its ``[test]`` extra and ``[tool.ramie.nox]`` extra-requires too)
+    resolves to its lower bound (``uv pip install --resolution lowest-direct``);
+    what they need in turn resolves to the newest that fits. A failure here means
+    a lower bound in a pyproject is wrong: raise it.
+    """
+    _run_tests(session, package, lowest=True)
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build a wheel and an sdist of every package into dist/, check them, install each alone.
+
+    The wheel is built from the sdist (``uv build``), so a file missing from the
+    sdist fails here. ``twine check`` and ``check-wheel-contents`` read them;
+    then each package is installed into a fresh venv with
+    ``pip install --find-links dist <name>`` (how the README installs pieces
+    from a checkout; uv's pip for all but ramie-layers, for speed), which must
+    bring exactly its ramie closure, and imported.
+    """
+    session.install(*BUILD_REQUIREMENTS)
+    shutil.rmtree(DIST_DIR, ignore_errors=True)
+    for package in PACKAGES:
+        session.run("uv", "build", "--quiet", "--out-dir", str(DIST_DIR), PACKAGES_DIR / package)
+    built = sorted(map(str, [*DIST_DIR.glob("*.whl"), *DIST_DIR.glob("*.tar.gz")]))
+    session.run("twine", "check", "--strict", *built)
+    session.run(
+        "check-wheel-contents",
+        f"--ignore={CHECK_WHEEL_IGNORE}",
+        "--toplevel=ramie",
+        *sorted(map(str, DIST_DIR.glob("*.whl"))),
+    )
+    by_dir = {package: dist for dist, package in dist_dirs().items()}
+    script = Path(session.create_tmp()) / "import_alone.py"
+    script.write_text(_IMPORT_ALONE, encoding="utf-8")
+    for package in PACKAGES:
+        venv = Path(session.create_tmp()) / f"alone-{package}"
+        shutil.rmtree(venv, ignore_errors=True)
+        session.run("uv", "venv", "--quiet", "--seed", "--python", sys.executable, str(venv))
+        python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+        if package == "layers":  # the README's own example, with pip itself
+            install = [str(python), "-m", "pip", "install", "--quiet"]
+        else:  # the same resolution, faster
+            install = ["uv", "pip", "install", "--quiet", "--python", str(python)]
+        session.run(*install, "--find-links", str(DIST_DIR), by_dir[package], external=True)
+        closure = [by_dir[p] for p in ramie_closure(package)]
+        session.run(str(python), str(script), f"ramie.{package}", *closure, external=True)
+        shutil.rmtree(venv, ignore_errors=True)
+
+
+# Run as `python import_alone.py MODULE DIST...`: imports MODULE and checks that the ramie
+# distributions installed are exactly DIST...
+_IMPORT_ALONE = """
+import importlib, importlib.metadata as m, sys
+module = importlib.import_module(sys.argv[1])
+found = sorted(d.name for d in m.distributions() if d.name.split("-")[0] == "ramie")
+assert found == sorted(sys.argv[2:]), f"installed {found}, expected {sorted(sys.argv[2:])}"
+print(sys.argv[1], module.__version__, "imports; ramie distributions installed:", *found)
+"""
+
+RELEASE_REQUIREMENTS = ("packaging>=24",)
+
+
+@nox.session
+def release(session: nox.Session) -> None:
+    """``tools/release.py`` with the arguments after ``--`` (default ``check``).
+
+    ``-- bump core minor [--update-dependents]``, ``-- check``, ``-- tag core [--create]``;
+    RELEASING.md says when to use which.
+    """
+    session.install(*RELEASE_REQUIREMENTS)
+    session.run("python", str(ROOT / "tools" / "release.py"), *(session.posargs or ["check"]))
+
+
+@nox.session
+def tools(session: nox.Session) -> None:
+    """The tests of ``tools/`` (release.py), which end by checking this tree as CI does.
+
+    Sibling ranges admit the versions in the tree, every LICENSE copy is the root
+    one, and no package's source changed since its last release without a
+    changelog entry.
+    """
+    session.install(*RELEASE_REQUIREMENTS, "pytest>=8", "hypothesis>=6.100")
+    _pytest(session, "tools", ROOT / "tools", {})
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@ Usage::
 
     .ci/summarize.py LOG [NOX_EXIT_STATUS]
 
-Prints one line per nox session with that session's pytest summary line, then,
-alone on the last line, ``tests: N passed, M failed`` (``, K skipped`` appended
-when K > 0; errors count as failures). Exits 1 when nox failed (a non-zero
-NOX_EXIT_STATUS), when any test failed or errored, or when no test passed.
+Prints a table of each nox session's pytest counts (the table the nox test
+sessions print as they end), then, alone on the last line, ``tests: N passed,
+M failed`` (``, K skipped`` appended when K > 0; errors count as failures).
+Exits 1 when nox failed (a non-zero NOX_EXIT_STATUS), when any test failed or
+errored, or when no test passed.
 
 >>> parse_counts("==== 12 passed, 1 skipped, 2 warnings in 3.10s ====")
 {'passed': 12, 'skipped': 1, 'warnings': 2}
@@ -31,6 +32,7 @@ SUMMARY = re.compile(
 )
 COUNT = re.compile(r"(\d+) ([a-z]+)")
 SESSION = re.compile(r"^nox > Running session (?P<name>.+)$")
+NO_SUMMARY = "no pytest summary (did the session fail early?)"
 KINDS = ("passed", "failed", "errors", "skipped", "xfailed", "xpassed")
 
 
@@ -68,6 +70,40 @@ def summarize(lines: list[str]) -> tuple[list[tuple[str, str | None]], dict[str,
     return sessions, totals
 
 
+def table(rows: list[tuple[str, dict[str, int] | None]]) -> list[str]:
+    """Lay out each session's counts (None: it printed no summary) and their total.
+
+    Errors count as failures. The nox ``tests`` session prints this table as it
+    ends, and so does CI after its own run, from the same counts.
+
+    >>> print(*table([("tests(package='core')", {"passed": 3, "errors": 1}), ("nn", None)]),
+    ...       sep="\\n")
+    session                passed  failed  skipped
+    tests(package='core')       3       1        0
+    nn                          -       -        -  no pytest summary (did the session fail early?)
+    total                       3       1        0
+    """
+    width = max([len("session"), len("total"), *(len(name) for name, _ in rows)])
+    out = [f"{'session':<{width}}  passed  failed  skipped"]
+    totals = dict.fromkeys(("passed", "failed", "skipped"), 0)
+    for name, counts in rows:
+        if counts is None:
+            out.append(f"{name:<{width}}  {'-':>6}  {'-':>6}  {'-':>7}  {NO_SUMMARY}")
+            continue
+        row = {
+            "passed": counts.get("passed", 0),
+            "failed": counts.get("failed", 0) + counts.get("errors", 0),
+            "skipped": counts.get("skipped", 0),
+        }
+        for kind, number in row.items():
+            totals[kind] += number
+        out.append(f"{name:<{width}}  {row['passed']:>6}  {row['failed']:>6}  {row['skipped']:>7}")
+    out.append(
+        f"{'total':<{width}}  {totals['passed']:>6}  {totals['failed']:>6}  {totals['skipped']:>7}"
+    )
+    return out
+
+
 def main(argv: list[str]) -> int:
     """Print the per-session lines and the total; return the exit status."""
     if len(argv) not in (2, 3):
@@ -78,8 +114,8 @@ def main(argv: list[str]) -> int:
     sessions, totals = summarize(lines)
 
     print()
-    for name, line in sessions:
-        print(f"{name}: {line if line else 'no pytest summary (did the session fail early?)'}")
+    rows = [(name, parse_counts(line) if line else None) for name, line in sessions]
+    print(*table(rows), sep="\n")
     problems = []
     if nox_status != 0:
         problems.append(f"nox exited with status {nox_status}")

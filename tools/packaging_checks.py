@@ -31,9 +31,10 @@ from typing import Any
 PACKAGES_DIR = Path(__file__).resolve().parent.parent / "packages"
 # Every package's [test] extra, by canonical name.
 TEST_EXTRA = frozenset({"hypothesis", "pytest"})
-# The bounds every jax requirement must state, and every ramie-* one (the 0.1 series).
+# The bounds every jax requirement must state; a ramie-* one states a lower and an upper
+# bound (which versions: tools/release.py checks they admit the siblings in the tree).
 JAX_PIN = (">=0.10.2", "<0.13")
-RAMIE_PIN = (">=0.1.0", "<0.2")
+RAMIE_PIN = (">=", "<")
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 _EXTRA = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
@@ -153,7 +154,7 @@ def check_extras(dist: str, extras: Mapping[str, Collection[str]] | None = None)
 
 
 def check_requirement_pins(dist: str, ramie_requires: Collection[str]) -> None:
-    """jax is pinned to the supported range; the ramie-* requirements to the 0.1 series."""
+    """jax is pinned to the supported range; each ramie-* requirement has both bounds."""
     runtime = requirements(dist).get(None, {})
     ramie = {name for name in runtime if name == "ramie" or name.startswith("ramie-")}
     assert ramie == set(ramie_requires), (
@@ -243,6 +244,65 @@ def check_sources_import_no_sibling(
     assert not offences, f"{module} imports sibling packages: {offences}"
 
 
+#: The license every ramie distribution is under, as an SPDX expression (PEP 639).
+LICENSE = "Apache-2.0"
+#: The ``Project-URL`` labels every distribution states.
+URL_LABELS = frozenset({"Homepage", "Documentation", "Source", "Changelog", "Issues"})
+_FENCE = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+_PRINTED = re.compile(r"^print\(.*\)\s+#\s(.+)$")
+
+
+def check_metadata(dist: str, module: str) -> None:
+    """License (with its text in the wheel), authors, URLs, keywords, README and py.typed."""
+    meta = metadata.metadata(dist)
+    assert meta.get("License-Expression") == LICENSE, (
+        f"{dist}: License-Expression is {meta.get('License-Expression')!r}, not {LICENSE!r}"
+    )
+    files = {str(f).replace("\\", "/") for f in metadata.files(dist) or []}
+    licenses = sorted(f for f in files if ".dist-info/licenses/" in f)
+    assert [f.rsplit("/", 1)[1] for f in licenses] == ["LICENSE"], (
+        f"{dist} ships the license files {licenses}, expected one LICENSE"
+    )
+    text = Path(metadata.distribution(dist).locate_file(licenses[0])).read_text()
+    assert "Apache License" in text and "Version 2.0" in text, f"{licenses[0]} is not Apache-2.0"
+    assert meta.get("Author") or meta.get("Author-email"), f"{dist} names no author"
+    assert meta.get("Keywords"), f"{dist} has no keywords"
+    labels = {url.split(",", 1)[0].strip() for url in meta.get_all("Project-URL") or []}
+    assert labels == URL_LABELS, f"{dist}: Project-URLs {sorted(labels)}, not {sorted(URL_LABELS)}"
+    assert meta.get("Description-Content-Type", "").startswith("text/markdown"), (
+        f"{dist}: the long description is not the Markdown README"
+    )
+    readme = meta.get_payload()
+    assert readme.startswith(f"# {dist}\n"), f"{dist}: README does not start with '# {dist}'"
+    assert _path(module) + "/py.typed" in files, f"{dist} does not ship {_path(module)}/py.typed"
+    assert "Typing :: Typed" in (meta.get_all("Classifier") or []), f"{dist} lacks Typing :: Typed"
+
+
+def readme_example(dist: str) -> tuple[str, list[str]]:
+    """The README's (the long description's) Python example, and what its prints show.
+
+    Each ``print(...)  # text`` line of the example states, after ``#``, the line it prints.
+    """
+    found = _FENCE.findall(metadata.metadata(dist).get_payload())
+    assert len(found) == 1, f"{dist}'s README has {len(found)} python examples, expected 1"
+    expected = [m.group(1) for m in map(_PRINTED.match, found[0].splitlines()) if m]
+    assert expected, f"{dist}'s README example shows no printed result ('print(...)  # result')"
+    return found[0], expected
+
+
+def check_readme_example(dist: str) -> None:
+    """The README's example runs, in a fresh interpreter, and prints what its comments say."""
+    code, expected = readme_example(dist)
+    assert len(code.strip().splitlines()) <= 25, f"{dist}'s README example is over 25 lines"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, f"{dist}'s README example failed:\n{result.stderr}"
+    assert result.stdout.splitlines() == expected, (
+        f"{dist}'s README example printed {result.stdout.splitlines()}, its comments say {expected}"
+    )
+
+
 def define_tests(
     namespace: dict[str, Any],
     dist: str,
@@ -270,6 +330,8 @@ def define_tests(
         "test_requirement_pins": (check_requirement_pins, (dist, ramie_requires)),
         "test_requirements_are_installed": (check_requirements_installed, (dist,)),
         "test_import_touches_no_device": (check_import_touches_no_device, (module,)),
+        "test_metadata": (check_metadata, (dist, module)),
+        "test_readme_example": (check_readme_example, (dist,)),
     }
     if forbidden is not None:
         checks["test_import_loads_no_sibling"] = (

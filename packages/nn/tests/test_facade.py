@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -79,7 +80,20 @@ def test_a_missing_package_gives_an_import_error_naming_the_distribution():
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
     )
     assert "ramie.nn.jit comes from ramie-transforms, which is not installed" in out.stdout
-    assert "pip install ramie-transforms" in out.stdout
+    assert (
+        "Install it from the root of a ramie checkout: pip install ./packages/transforms (or, "
+        "with the wheels built by `python3 noxfile.py -s build`: pip install --find-links dist "
+        "ramie-transforms)"
+    ) in out.stdout
+
+
+def test_the_not_installed_hint_names_a_directory_that_holds_the_package():
+    checkout = Path(__file__).resolve().parents[2]  # packages/
+    for pkg in _facade.PACKAGES:
+        pyproject = checkout / pkg.directory / "pyproject.toml"
+        assert f'name = "{pkg.dist}"' in pyproject.read_text(), pyproject
+        hint = _facade.NOT_INSTALLED_HINT.format(dist=pkg.dist, dir=pkg.directory)
+        assert f"pip install ./packages/{pkg.directory} " in hint
 
 
 def test_dir_lists_public_names():

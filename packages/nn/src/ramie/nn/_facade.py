@@ -7,6 +7,15 @@ import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+# Every sibling the facade loads needs only ramie-core besides third-party packages, and
+# ramie-core is installed wherever ramie.nn imports: so installing the one local path works
+# (pip finds nothing on the index to look for). After `nox -s build`, dist/ holds the wheels.
+NOT_INSTALLED_HINT = (
+    "Install it from the root of a ramie checkout: pip install ./packages/{dir} "
+    "(or, with the wheels built by `python3 noxfile.py -s build`: "
+    "pip install --find-links dist {dist})"
+)
+
 
 @dataclasses.dataclass
 class Package:
@@ -16,6 +25,11 @@ class Package:
     loaded: bool = False
     names: tuple[str, ...] = ()
     error: str = ""
+
+    @property
+    def directory(self) -> str:
+        """The package's directory under ``packages/`` in a checkout (``ramie.layers``: layers)."""
+        return self.module.rsplit(".", 1)[1]
 
 
 # The names each package is planned to provide (DESIGN.md), so that asking
@@ -110,7 +124,7 @@ def missing_name(name: str) -> Exception:
         if not pkg.loaded:
             return ImportError(
                 f"ramie.nn.{name} comes from {pkg.dist}, which is not installed "
-                f"({pkg.error}). Install it: pip install {pkg.dist}"
+                f"({pkg.error}). " + NOT_INSTALLED_HINT.format(dist=pkg.dist, dir=pkg.directory)
             )
         return AttributeError(
             f"ramie.nn.{name} comes from {pkg.dist}, but the installed {pkg.dist} "
