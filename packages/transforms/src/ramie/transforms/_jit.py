@@ -140,7 +140,8 @@ class _LastCall(NamedTuple):
     """
 
     nargs: int
-    ids: tuple  # id() of each argument object, in order
+    ids: Any  # what ``pick_ids`` gives for these arguments
+    pick_ids: Callable  # the id of the one object argument, or a tuple of the ids of several
     objs: Callable  # picks the argument objects (a tuple) out of the arguments
     graph: Callable  # weak reference to their FlatGraph
     layout: Any
@@ -149,7 +150,9 @@ class _LastCall(NamedTuple):
 
 
 _DEAD = weakref.ref(type("_Dead", (), {})())  # a reference that gives None
-_NO_CALL = _LastCall(nargs=-1, ids=(), objs=None, graph=_DEAD, layout=None, leaves=None, refs=())
+_NO_CALL = _LastCall(
+    nargs=-1, ids=(), pick_ids=None, objs=None, graph=_DEAD, layout=None, leaves=None, refs=()
+)
 
 
 def _remember(last: list, n: int, sig: _Signature, objs: tuple, fg, layout) -> None:
@@ -158,9 +161,16 @@ def _remember(last: list, n: int, sig: _Signature, objs: tuple, fg, layout) -> N
     def forget(_ref: weakref.ref) -> None:
         last[0] = _NO_CALL
 
+    if len(objs) == 1:
+        i = sig.positions[0]
+        ids, pick_ids = id(objs[0]), lambda args: id(args[i])
+    else:
+        pick = sig.objs
+        ids, pick_ids = tuple(map(id, objs)), lambda args: tuple(map(id, pick(args)))
     last[0] = _LastCall(
         nargs=n,
-        ids=tuple(map(id, objs)),
+        ids=ids,
+        pick_ids=pick_ids,
         objs=sig.objs,
         graph=weakref.ref(fg),
         layout=layout,
@@ -271,24 +281,21 @@ class _Jitted:
         def call(*args: Any, **kwargs: Any) -> Any:
             # The fields of the last call (a _LastCall), unpacked in one step: cheaper
             # than attribute reads on every call.
-            nargs, ids, pick_objs, graph_ref, layout, pick_leaves, _ = last[0]
-            if nargs == len(args) and not kwargs:
-                objs = pick_objs(args)
-                if tuple(map(id, objs)) == ids:
-                    fg = graph_ref()
-                    if fg is not None and fg.is_current():
-                        try:
-                            changed, payload = layout.invoke(fg.values(), pick_leaves(args))
-                        except (TypeError, core.ModuleInJaxError):
-                            # e.g. an object now where an array was: JAX refuses it
-                            # before running (or donating) anything; the full path
-                            # below sorts the arguments out (and re-raises an error of
-                            # the function itself).
-                            pass
-                        else:
-                            if type(changed) is dict and not changed:
-                                return payload  # nothing changed (a forward pass)
-                            return finish(changed, payload, fg, objs)
+            nargs, ids, pick_ids, pick_objs, graph_ref, layout, pick_leaves, _ = last[0]
+            if nargs == len(args) and not kwargs and pick_ids(args) == ids:
+                fg = graph_ref()
+                if fg is not None and fg.is_current():
+                    try:
+                        changed, payload = layout.invoke(fg.values(), pick_leaves(args))
+                    except (TypeError, core.ModuleInJaxError):
+                        # e.g. an object now where an array was: JAX refuses it before
+                        # running (or donating) anything; the full path below sorts the
+                        # arguments out (and re-raises an error of the function itself).
+                        pass
+                    else:
+                        if type(changed) is dict and not changed:
+                            return payload  # nothing changed (a forward pass): no write
+                        return finish(changed, payload, fg, pick_objs(args))
             sig = signatures.get(tuple(map(type, args))) if not kwargs else _GENERAL
             if sig is None:
                 sig = signature(args)
