@@ -13,11 +13,18 @@ Models: a tiny MLP (2 layers, width 32, batch 8), a deep MLP (24 blocks of
 Linear(64) + BatchNorm + Dropout, batch 8) and the seed's MNIST CNN (batch 64).
 Also: the tiny model's pure forward call, compile time and init time.
 
-Variants are timed in turn, one step each, round after round (so machine noise
-hits all alike), after a warm-up, blocking on every step, with
+Per-call table: variants are timed in turn, one step each, round after round (so
+machine noise hits all alike), after a warm-up, blocking on every step, with
 ``jax_cpu_enable_async_dispatch=False``; medians are reported.
 
-Run: python bench/overhead.py [--steps N] [--write]   (``nox -s bench`` runs it)
+Asynchronous-loop table (issue 16): JAX's default asynchronous dispatch, many steps
+per round (2,000 tiny / 60 deep / 6 CNN), blocking only at the end of a round, raw
+and ramie each donated and not, the four variants in turn round after round; the
+ratio is the median over rounds of ramie's round time over raw's (same donation).
+The dispatch mode is fixed when JAX's CPU client starts, so this table runs in a
+child process (``--async-loop`` runs it alone).
+
+Run: python bench/overhead.py [--steps N] [--rounds R] [--write]   (``nox -s bench``)
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -34,7 +42,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-jax.config.update("jax_cpu_enable_async_dispatch", False)
+# Fixed when JAX's CPU client starts (the models module below makes an array).
+ASYNC_LOOP = "--async-loop" in sys.argv[1:]
+jax.config.update("jax_cpu_enable_async_dispatch", ASYNC_LOOP)
 
 from ramie import core  # noqa: E402
 from ramie import transforms as rt  # noqa: E402
@@ -71,7 +81,7 @@ class Variant:
         return self.step_fn(self.state, x, y)
 
 
-def raw_variant(model: M.RawModel, tx) -> Variant:
+def raw_variant(model: M.RawModel, tx, donate: bool = True) -> Variant:
     def build():
         def init():
             params, stats = model.init(jax.random.key(0))
@@ -87,7 +97,7 @@ def raw_variant(model: M.RawModel, tx) -> Variant:
             updates, opt = tx.update(grads, opt, params)
             return optax.apply_updates(params, updates), new_stats, opt, step + 1, loss
 
-        jitted = jax.jit(pure_step, donate_argnums=(0, 1, 2))
+        jitted = jax.jit(pure_step, donate_argnums=(0, 1, 2) if donate else ())
 
         def step(s, x, y):
             s["params"], s["stats"], s["opt"], s["step"], loss = jitted(
@@ -97,16 +107,16 @@ def raw_variant(model: M.RawModel, tx) -> Variant:
 
         return init, step
 
-    return Variant("raw jax.jit", build)
+    return Variant("raw jax.jit" if donate else "raw undonated", build)
 
 
-def ramie_variant(make: Callable, loss: Callable, tx) -> Variant:
+def ramie_variant(make: Callable, loss: Callable, tx, donate: bool = True) -> Variant:
     def build():
         def init():
             model = make(core.Rngs(0))
             return (model, Optimizer(model, tx))
 
-        @rt.jit(donate_argnums=(0, 1))
+        @rt.jit(donate_argnums=(0, 1) if donate else None)
         def train_step(model, optimizer, x, y):
             def loss_fn(model):
                 return loss(model(x), y)
@@ -120,7 +130,7 @@ def ramie_variant(make: Callable, loss: Callable, tx) -> Variant:
 
         return init, step
 
-    return Variant("ramie nn.jit", build)
+    return Variant("ramie nn.jit" if donate else "ramie undonated", build)
 
 
 def interleaved(variants: list[Variant], x, y, steps: int) -> dict[str, float]:
@@ -183,25 +193,93 @@ def forward_call(steps: int) -> dict[str, float]:
     return summarize(times)
 
 
+def _data(xshape, ydim, loss):
+    x = jax.random.normal(jax.random.key(1), xshape)
+    if loss is M.mse:
+        return x, jax.random.normal(jax.random.key(2), (xshape[0], ydim))
+    return x, jax.nn.one_hot(jnp.arange(xshape[0]) % 10, 10)
+
+
+# (name, raw model, ramie constructor, loss, x shape, y width, async steps per round)
+MODELS = [
+    ("tiny MLP", M.RawTinyMLP(), M.TinyMLP, M.mse, (8, 32), 1, 2000),
+    ("deep MLP", M.RawDeepMLP(), M.DeepMLP, M.mse, (8, 64), 64, 60),
+    ("MNIST CNN", M.RawCNN(), M.CNN, M.xent, (64, 28, 28, 1), 10, 6),
+]
+
+
+def async_loop(rounds: int) -> str:
+    """The asynchronous-loop table: µs per step and paired ratios, donated and not."""
+    tx = optax.adam(1e-3)
+    lines = [f"{'model':<10} {'donate':<7} {'raw µs/step':>12} {'ramie µs/step':>14} {'× raw':>7}"]
+    for name, raw, make, loss, xshape, ydim, per_round in MODELS:
+        x, y = _data(xshape, ydim, loss)
+        pairs = [
+            (raw_variant(raw, tx, donate), ramie_variant(make, loss, tx, donate))
+            for donate in (True, False)
+        ]
+        variants = [v for pair in pairs for v in pair]
+        for v in variants:
+            v.setup(x, y)
+            for _ in range(3):
+                jax.block_until_ready(v(x, y))
+        times: dict[str, list[float]] = {v.name: [] for v in variants}
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(rounds):
+                for v in variants:
+                    t0 = time.perf_counter()
+                    for _ in range(per_round):
+                        out = v(x, y)
+                    jax.block_until_ready(out)
+                    times[v.name].append((time.perf_counter() - t0) / per_round)
+        finally:
+            gc.enable()
+        for donate, (r, m) in zip((True, False), pairs, strict=True):
+            a, b = times[r.name], times[m.name]
+            ratio = statistics.median(q / p for p, q in zip(a, b, strict=True))
+            lines.append(
+                f"{name:<10} {donate!s:<7} {statistics.median(a) * 1e6:>12.1f}"
+                f" {statistics.median(b) * 1e6:>14.1f} {ratio:>7.3f}"
+            )
+        print(lines[-2], lines[-1], sep="\n", file=sys.stderr, flush=True)
+    return "\n".join(lines)
+
+
+def _async_table(rounds: int) -> str:
+    """Run ``async_loop`` in a child process (asynchronous dispatch on) and return it."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--async-loop", "--rounds", str(rounds)],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout
+    return out.split(_ASYNC_MARK, 1)[1].strip("\n")
+
+
+_ASYNC_MARK = "-- asynchronous loop --"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=600, help="timed rounds per model")
+    parser.add_argument("--rounds", type=int, default=15, help="asynchronous-loop rounds")
+    parser.add_argument("--async-loop", action="store_true", help="only the async table")
+    parser.add_argument("--no-async", action="store_true", help="only the per-call table")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
+    if args.async_loop:
+        table = async_loop(args.rounds)
+        print(_ASYNC_MARK, table, sep="\n")
+        return
     tx = optax.adam(1e-3)
-    models = [
-        ("tiny MLP", M.RawTinyMLP(), M.TinyMLP, M.mse, (8, 32), 1, args.steps),
-        ("deep MLP", M.RawDeepMLP(), M.DeepMLP, M.mse, (8, 64), 64, args.steps // 2),
-        ("MNIST CNN", M.RawCNN(), M.CNN, M.xent, (64, 28, 28, 1), 10, max(args.steps // 10, 30)),
-    ]
     rows = []
-    for name, raw, make, loss, xshape, ydim, steps in models:
-        x = jax.random.normal(jax.random.key(1), xshape)
-        y = (
-            jax.random.normal(jax.random.key(2), (xshape[0], ydim))
-            if loss is M.mse
-            else jax.nn.one_hot(jnp.arange(xshape[0]) % 10, 10)
+    for name, raw, make, loss, xshape, ydim, _ in MODELS:
+        steps = {"tiny MLP": args.steps, "deep MLP": args.steps // 2}.get(
+            name, max(args.steps // 10, 30)
         )
+        x, y = _data(xshape, ydim, loss)
         variants = [raw_variant(raw, tx), ramie_variant(make, loss, tx)]
         for v in variants:
             v.setup(x, y)
@@ -223,8 +301,14 @@ def main() -> None:
     fwd = forward_call(args.steps)
     table = _table(rows, fwd)
     print(table)
+    async_table = None if args.no_async else _async_table(args.rounds)
+    if async_table is not None:
+        print("\nasynchronous loop (dispatch on, block at the end of each round)")
+        print(async_table)
     if args.write:
-        _write(table)
+        _write("overhead", table)
+        if async_table is not None:
+            _write("async", async_table)
 
 
 def _table(rows, fwd) -> str:
@@ -245,12 +329,12 @@ def _table(rows, fwd) -> str:
     return "\n".join(lines)
 
 
-def _write(table: str) -> None:
+def _write(name: str, table: str) -> None:
     path = Path(__file__).resolve().parent / "RESULTS.md"
     text = path.read_text()
-    start = text.index("<!-- overhead:start -->")
-    end = text.index("<!-- overhead:end -->")
-    block = f"<!-- overhead:start -->\n```\n{table}\n```\n"
+    start = text.index(f"<!-- {name}:start -->")
+    end = text.index(f"<!-- {name}:end -->")
+    block = f"<!-- {name}:start -->\n```\n{table}\n```\n"
     path.write_text(text[:start] + block + text[end:])
 
 

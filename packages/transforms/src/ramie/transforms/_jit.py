@@ -80,7 +80,16 @@ class Layout:
     a re-walked but unchanged structure reuses the compiled function.
     """
 
-    __slots__ = ("graphdef", "spec", "statics", "dmask", "mode", "jitted", "__weakref__")
+    __slots__ = (
+        "graphdef",
+        "spec",
+        "statics",
+        "dmask",
+        "mode",
+        "jitted",
+        "invoke",
+        "__weakref__",
+    )
 
     def __init__(self, graphdef, spec, statics, dmask):
         self.graphdef = graphdef
@@ -89,6 +98,9 @@ class Layout:
         self.dmask = dmask
         self.mode = _mode(dmask)
         self.jitted = None
+        # ``invoke(values, leaves)``: the compiled call on the objects' values and the
+        # plain leaves, arranged into the donated and kept groups (see ``_invoker``).
+        self.invoke = None
 
 
 class _Signature:
@@ -117,38 +129,53 @@ _GENERAL = object()  # a type signature that needs the general path
 
 
 class _LastCall(NamedTuple):
-    """The last single-object call of a jitted function (its per-call fast path).
+    """The last positional call of a jitted function (its per-call fast path).
 
-    The object and its FlatGraph are held weakly: a FlatGraph holds the
-    object's Variables and the containers of its raw arrays, so holding it
-    would keep a model in a reference cycle alive.
+    The objects are recognised by identity: ``ids`` is valid while they all
+    live, and the entry is dropped (by weakref callbacks, ``refs``) as soon as
+    one dies, so an id can never be reused by another object while it is here.
+    The FlatGraph is held weakly: it holds the objects' Variables and the
+    containers of their raw arrays, so holding it would keep a model in a
+    reference cycle alive.
     """
 
     nargs: int
-    position: int  # of the object among the arguments
-    obj: Callable  # weak reference to it
-    graph: Callable  # weak reference to its FlatGraph
+    ids: Any  # what ``pick_ids`` gives for these arguments
+    pick_ids: Callable  # the id of the one object argument, or a tuple of the ids of several
+    objs: Callable  # picks the argument objects (a tuple) out of the arguments
+    graph: Callable  # weak reference to their FlatGraph
     layout: Any
     leaves: Callable  # picks the other (leaf) arguments
+    refs: tuple  # weak references to the objects, with ``forget`` callbacks
 
 
 _DEAD = weakref.ref(type("_Dead", (), {})())  # a reference that gives None
-_NO_CALL = _LastCall(nargs=-1, position=0, obj=_DEAD, graph=_DEAD, layout=None, leaves=None)
+_NO_CALL = _LastCall(
+    nargs=-1, ids=(), pick_ids=None, objs=None, graph=_DEAD, layout=None, leaves=None, refs=()
+)
 
 
-def _remember(last: list, n: int, pos: int, obj, fg, layout, pick) -> None:
-    """Keep this call as the last single-object call, dropped when its object dies."""
+def _remember(last: list, n: int, sig: _Signature, objs: tuple, fg, layout) -> None:
+    """Keep this call as the last one, dropped as soon as one of its objects dies."""
 
     def forget(_ref: weakref.ref) -> None:
         last[0] = _NO_CALL
 
+    if len(objs) == 1:
+        i = sig.positions[0]
+        ids, pick_ids = id(objs[0]), lambda args: id(args[i])
+    else:
+        pick = sig.objs
+        ids, pick_ids = tuple(map(id, objs)), lambda args: tuple(map(id, pick(args)))
     last[0] = _LastCall(
         nargs=n,
-        position=pos,
-        obj=weakref.ref(obj, forget),
+        ids=ids,
+        pick_ids=pick_ids,
+        objs=sig.objs,
         graph=weakref.ref(fg),
         layout=layout,
-        leaves=pick,
+        leaves=sig.leaves,
+        refs=tuple(weakref.ref(o, forget) for o in objs),
     )
 
 
@@ -235,41 +262,40 @@ class _Jitted:
 
         Everything it needs is bound to local names (no attribute lookups), and
         being a plain function it binds as a method like the function it wraps.
-        The most common call, the same single object as last time plus arrays
-        and no donation, is recognised before any signature lookup.
+        The most common call, the same objects as last time plus arrays (in
+        a training loop: the same model and optimizer every step, donated or
+        not), is recognised before any signature lookup.
         """
         signatures = self._signatures
         signature = self._signature
         general = self._call_general
         layout_for = self._layout_positional
-        run = self._run
         finish = self._finish
         flatten = extend.flatten
         by_graph = self._by_graph
         # id(fg) -> Held(weakref(fg), {signature: weakref(layout)})
         graph_layouts = by_graph._items
-        no_donation = _NO_DONATION
         last = [_NO_CALL]
 
         @functools.wraps(self.fun)
         def call(*args: Any, **kwargs: Any) -> Any:
             # The fields of the last call (a _LastCall), unpacked in one step: cheaper
-            # than six attribute reads on every call.
-            nargs, position, obj_ref, graph_ref, layout, pick_leaves = last[0]
-            if nargs == len(args) and not kwargs and obj_ref() is args[position]:
+            # than attribute reads on every call.
+            nargs, ids, pick_ids, pick_objs, graph_ref, layout, pick_leaves, _ = last[0]
+            if nargs == len(args) and not kwargs and pick_ids(args) == ids:
                 fg = graph_ref()
                 if fg is not None and fg.is_current():
                     try:
-                        changed, payload = layout.jitted(fg.values(), pick_leaves(args))
+                        changed, payload = layout.invoke(fg.values(), pick_leaves(args))
                     except (TypeError, core.ModuleInJaxError):
                         # e.g. an object now where an array was: JAX refuses it before
-                        # running anything; the full path below sorts the arguments out
-                        # (and re-raises an error of the function itself).
+                        # running (or donating) anything; the full path below sorts the
+                        # arguments out (and re-raises an error of the function itself).
                         pass
                     else:
                         if type(changed) is dict and not changed:
                             return payload  # nothing changed (a forward pass): no write
-                        return finish(changed, payload, fg, (args[position],))
+                        return finish(changed, payload, fg, pick_objs(args))
             sig = signatures.get(tuple(map(type, args))) if not kwargs else _GENERAL
             if sig is None:
                 sig = signature(args)
@@ -287,24 +313,16 @@ class _Jitted:
                     layouts = {}
                     by_graph.put(fg, layouts)
                 layouts[sig] = weakref.ref(layout)
-            if layout.mode != no_donation:
-                return run(layout, fg, objs, fg.values(), sig.leaves(args))
-            if sig.nobjs == 1:
-                _remember(last, len(args), sig.positions[0], objs[0], fg, layout, sig.leaves)
-            changed, payload = layout.jitted(fg.values(), sig.leaves(args))
+            if objs:
+                _remember(last, len(args), sig, objs, fg, layout)
+            changed, payload = layout.invoke(fg.values(), sig.leaves(args))
             return finish(changed, payload, fg, objs)
 
         call._ramie_jit = self  # type: ignore[attr-defined]
         return call
 
     def _run(self, layout, fg, objs, values, leaves):
-        mode = layout.mode
-        if mode == _NO_DONATION:
-            changed, payload = layout.jitted(values, leaves)
-        elif mode == _DONATE_OBJECTS:
-            changed, payload = layout.jitted((values, []), ([], leaves))
-        else:
-            changed, payload = layout.jitted(*_partition(layout.dmask, values, leaves))
+        changed, payload = layout.invoke(values, leaves)
         return self._finish(changed, payload, fg, objs)
 
     @staticmethod
@@ -347,6 +365,7 @@ class _Jitted:
         if layout is None:
             layout = Layout(fg.graphdef, spec, statics, dmask)
             layout.jitted = self._jit_for(layout, fg, slots, dmask, objs)
+            layout.invoke = _invoker(layout.jitted, layout.mode, dmask)
             self._layouts.put(key, layout)
         return layout
 
@@ -356,7 +375,7 @@ class _Jitted:
         donated = _argnums.at_call(self.donate_argnums, len(slots))
         donated_objs = {slots[i] for i in donated if slots[i] >= 0}
         return DonationMask(
-            values=tuple(_root(p) in donated_objs for p in fg.paths),
+            values=_donated_values(fg, donated_objs),
             leaves=tuple(i in donated for i in leaf_args),
         )
 
@@ -396,7 +415,7 @@ class _Jitted:
             donated_objs = {i for i, o in enumerate(ex.objs) if id(o) in ids}
             leaf_ids = {id(x) for x in dset.leaves}
             dmask = DonationMask(
-                values=tuple(_root(p) in donated_objs for p in fg.paths),
+                values=_donated_values(fg, donated_objs),
                 leaves=tuple(id(x) in leaf_ids for x in ex.leaves),
             )
         layout = self._intern(fg, ex.spec, statics, dmask, None)
@@ -431,10 +450,40 @@ def _root(path: tuple) -> int:
     return path[0]
 
 
-def _split(mask, items) -> tuple[list, list]:
+def _donated_values(fg, donated_objs: set) -> tuple[bool, ...]:
+    """Per leaf of ``fg``: whether it is donated (its object is, and it is no PRNG key).
+
+    A PRNG key is a few bytes, so donating it saves nothing; and a donated leaf must
+    come back out of the compiled call even when unchanged, which for a key (an
+    unchanged ``Rngs`` key, every step) costs JAX a Python-side rebuild per call.
+    """
+    return tuple(
+        _root(p) in donated_objs and not _is_key(v)
+        for p, v in zip(fg.paths, fg.values(), strict=True)
+    )
+
+
+def _is_key(value: Any) -> bool:
+    dtype = getattr(value, "dtype", None)
+    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+
+
+def _taker(positions: tuple[int, ...]) -> Callable[[Sequence], tuple]:
+    """A function picking ``positions`` out of a sequence, as a tuple, at C speed."""
+    if not positions:
+        return lambda items: ()
+    if len(positions) == 1:
+        i = positions[0]
+        return lambda items: (items[i],)
+    return operator.itemgetter(*positions)
+
+
+@functools.lru_cache(maxsize=256)
+def _takers(mask: tuple[bool, ...]) -> tuple[Callable, Callable]:
+    """The pickers of the masked and of the unmasked items of a sequence."""
     return (
-        [x for x, m in zip(items, mask, strict=True) if m],
-        [x for x, m in zip(items, mask, strict=True) if not m],
+        _taker(tuple(i for i, m in enumerate(mask) if m)),
+        _taker(tuple(i for i, m in enumerate(mask) if not m)),
     )
 
 
@@ -443,10 +492,22 @@ def _partition(dmask: DonationMask, values, leaves) -> tuple[tuple, tuple]:
 
     Plain tuples, not ``ga.Leaves``: they are the compiled function's arguments, and
     JAX flattens a NamedTuple more slowly on every call (measured: +1 µs per step).
+    Every group is a tuple, so each call has the same pytree structure.
     """
-    dv, kv = _split(dmask.values, values)
-    dl, kl = _split(dmask.leaves, leaves)
-    return (dv, dl), (kv, kl)
+    dv, kv = _takers(dmask.values)
+    dl, kl = _takers(dmask.leaves)
+    return (dv(values), dl(leaves)), (kv(values), kl(leaves))
+
+
+def _invoker(jitted: Callable, mode: int, dmask: DonationMask | None) -> Callable:
+    """``invoke(values, leaves)``: ``jitted`` called with the inputs in its groups."""
+    if mode == _NO_DONATION:
+        return jitted
+    if mode == _DONATE_OBJECTS:
+        return lambda values, leaves: jitted((values, []), ([], leaves))
+    dv, kv = _takers(dmask.values)
+    dl, kl = _takers(dmask.leaves)
+    return lambda values, leaves: jitted((dv(values), dl(leaves)), (kv(values), kl(leaves)))
 
 
 def _merge(mask, donated, kept) -> list:
