@@ -54,8 +54,11 @@ from ._filters import All, Everything, Filter, Not, Nothing, OfType, PathContain
 from ._filters import Any_ as Any
 from ._functional import Functional, functional
 from ._graph import GraphDef, flatten, unflatten
+from ._markers import Data, Static, data, static
 from ._module import Module
+from ._pytree import PathKey, Pytree, dataclass
 from ._rngs import RngCount, RngKey, Rngs, RngState, RngStream
+from ._rngtools import SplitBackups, fork_rngs, restore_rngs, with_rngs
 from ._state import State, replace_by_pure_dict, to_pure_dict
 from ._variables import BatchStat, Cache, Intermediate, Param, Variable
 from ._verify import check_structure
@@ -70,6 +73,7 @@ _LAYERS = (
     "_frames",  # per-thread transform frames
     # rules for what a Module may hold
     "_statics",  # static (non-array) attribute values
+    "_markers",  # data(...) / static(...) markers, Data[...] / Static[...] annotations
     "_plainjax",  # Modules meeting plain JAX transformations
     "_containers",  # the structure version; tracked List / Dict
     "_filters",  # Variable filters
@@ -84,9 +88,11 @@ _LAYERS = (
     "_capture",
     "_diff",
     "_verify",
+    "_pytree",  # Modules as JAX pytrees; Pytree, dataclass
     # the functional API
     "_api",
     "_functional",
+    "_rngtools",  # fork_rngs / restore_rngs / with_rngs
     # on top: showing objects, the seam for transform authors
     "_display",
     "extend",
@@ -98,6 +104,17 @@ except _PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "Data",
+    "PathKey",
+    "Pytree",
+    "Static",
+    "data",
+    "dataclass",
+    "static",
+    "SplitBackups",
+    "fork_rngs",
+    "restore_rngs",
+    "with_rngs",
     "All",
     "Any",
     "BatchStat",

@@ -247,8 +247,8 @@ CLOSURE_READ = (
 )
 
 MODULE_AS_JAX_VALUE = (
-    "A {type_name} (a ramie Module) was used where JAX needs an array (jnp.asarray, a jnp "
-    "function, an abstract value, ...). A Module is a pytree of arrays, not an array: "
+    "A {type_name} (a ramie Module) was used where JAX needs one array (jax.typeof, an "
+    "abstract value, a primitive's operand). A Module is a pytree of arrays, not an array: "
     "pass it whole to a JAX transformation (`jax.jit(f)(model)`, `jax.grad(loss)(model)`, "
     "`jax.tree.map(fn, model)`), pass one of its arrays (`model.w.value`), or take its "
     "state (`nn.state(model)`)."
@@ -278,4 +278,11 @@ UNSAFE_ITEM_CAST = (
     "`v[...] = x` on a {kind} holding {dtype} would cast {found} to {dtype} and lose "
     "information; the Variable keeps its dtype under item assignment. Cast explicitly "
     "(`x.astype(v.dtype)`) or replace the value, dtype and all, with `v.value = x`."
+)
+
+NOT_STATIC = (
+    "static(...) was given a {type_name}, which cannot be static: static values are part of "
+    "the structure (hashed, compared, compiled into traces), so arrays, Variables, Modules "
+    "and unhashable values must stay data. Use a tuple, a number, a string or a frozen "
+    "dataclass, or drop the static(...) marker."
 )
