@@ -40,6 +40,16 @@ def _is_leaf_type(t: type) -> bool:
 
 
 _GRAPH = ga.GRAPH_TYPES
+
+
+class _WrongLayout:
+    """Returned by a layout's compiled function called with an object among its leaves."""
+
+    __slots__ = ()
+
+
+_WRONG_LAYOUT = _WrongLayout()
+jax.tree_util.register_pytree_node(_WrongLayout, lambda w: ((), None), lambda _, __: _WRONG_LAYOUT)
 _NO_DONATION, _DONATE_OBJECTS, _DONATE_MIXED = range(3)
 
 
@@ -199,6 +209,10 @@ class _Jitted:
             values, leaves = a, b
         else:
             values, leaves = _interleave(layout.dmask, a, b)
+        if any(map(ga.is_graph, jax.tree_util.tree_leaves(leaves, is_leaf=ga.is_graph))):
+            # The fast path passed an object where this layout has plain leaves (Modules
+            # are pytrees, so JAX took it): compile a no-op saying so; the caller falls back.
+            return {}, _WRONG_LAYOUT
         fun = _bind_statics(self.fun, layout.statics) if layout.statics else self.fun
         traced = ga.call_traced(
             "jit", fun, layout.graphdef, layout.spec, values, leaves, self._on_read
@@ -267,9 +281,10 @@ class _Jitted:
                         # (and re-raises an error of the function itself).
                         pass
                     else:
-                        if type(changed) is dict and not changed:
+                        if type(changed) is not dict or changed:
+                            return finish(changed, payload, fg, (args[position],))
+                        if payload is not _WRONG_LAYOUT:
                             return payload  # nothing changed (a forward pass): no write
-                        return finish(changed, payload, fg, (args[position],))
             sig = signatures.get(tuple(map(type, args))) if not kwargs else _GENERAL
             if sig is None:
                 sig = signature(args)
