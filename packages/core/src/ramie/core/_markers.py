@@ -78,9 +78,7 @@ def static(value: Any) -> Any:
     if isinstance(value, list):
         value = tuple(static(v) for v in value)
     if isinstance(value, (jax.Array, np.ndarray)) or _is_object(value):
-        raise _errors.MutableStaticError(
-            _errors.NOT_STATIC.format(type_name=type(value).__name__)
-        )
+        raise _errors.MutableStaticError(_errors.NOT_STATIC.format(type_name=type(value).__name__))
     try:
         hash(value)
     except TypeError:

@@ -161,5 +161,3 @@ def dataclass(cls: type | None = None, /, **kwargs: Any) -> Any:
         return dataclasses.dataclass(c, **kwargs)
 
     return wrap if cls is None else wrap(cls)
-
-

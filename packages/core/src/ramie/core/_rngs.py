@@ -251,9 +251,7 @@ class Rngs(Module):
     def items(self) -> Iterator[tuple[str, RngStream]]:
         return ((k, v) for k, v in self.__dict__.items() if isinstance(v, RngStream))
 
-    def fork(
-        self, *, split: int | tuple[int, ...] | Mapping[Any, Any] | None = None
-    ) -> Rngs:
+    def fork(self, *, split: int | tuple[int, ...] | Mapping[Any, Any] | None = None) -> Rngs:
         """A new Rngs whose streams are independent of (and advance) these.
 
         With ``split=n`` every stream holds ``n`` stacked keys, ready for
