@@ -123,3 +123,21 @@ def test_dataclass_refuses_classes_that_are_not_modules():
     with pytest.raises(TypeError) as info:
         core.dataclass(type("Plain", (), {}))
     assert "Plain" in str(info.value) and "dataclasses.dataclass" in str(info.value)
+
+
+@core.dataclass
+class Fields(core.Pytree):
+    count: int = core.data()
+    sizes: list = core.static(default=(1,))
+    rate: float = core.data(default=2.0)
+    note: str = core.static(default="x", metadata={"doc": "kept"})
+
+
+def test_data_and_static_without_a_value_are_dataclass_fields():
+    f = Fields(3, sizes=[4, 5])
+    assert [float(x) for x in jax.tree.leaves(f)] == [3.0, 2.0]
+    assert f.sizes == (4, 5) and f.note == "x"
+    assert isinstance(f.count, jax.Array) and isinstance(f.rate, jax.Array)
+    fields = {x.name: x for x in dataclasses.fields(Fields)}
+    assert fields["count"].metadata["ramie_kind"] == "data"
+    assert dict(fields["note"].metadata) == {"doc": "kept", "ramie_kind": "static"}

@@ -12,11 +12,14 @@ and are harmless (the value unchanged) where it already agrees:
   array, Variable or Module cannot) and turns a list into a tuple.
 
 ``Data[T]`` / ``Static[T]`` say the same in class annotations: an attribute
-annotated ``Data[int]`` gets ``data(...)`` applied on every assignment.
+annotated ``Data[int]`` gets ``data(...)`` applied on every assignment. Called
+without a value, ``data()`` / ``static()`` are dataclass field specifiers
+(``n: int = data(default=0)``) with the same effect, as in Flax NNX 0.12.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import typing
 from typing import Annotated, Any, TypeVar
 
@@ -36,9 +39,17 @@ Data = Annotated[A, _DATA_MARK]
 Static = Annotated[A, _STATIC_MARK]
 
 _SCALARS = (bool, int, float, complex, np.generic)
+_NO_VALUE = object()
+#: The key of a dataclass field's metadata that ``data()`` / ``static()`` set.
+FIELD_KEY = "ramie_kind"
 
 
-def data(value: Any) -> Any:
+def _field(kind: str, kwargs: dict) -> Any:
+    metadata = {**(kwargs.pop("metadata", None) or {}), FIELD_KEY: kind}
+    return dataclasses.field(metadata=metadata, **kwargs)
+
+
+def data(value: Any = _NO_VALUE, /, **kwargs: Any) -> Any:
     """Mark ``value`` as data (state): scalars become 0-d ``jax.Array`` leaves.
 
     >>> import jax
@@ -49,7 +60,11 @@ def data(value: Any) -> Any:
     ...         self.name = "hello"     # static
     >>> [int(x) for x in jax.tree.leaves(Foo())]
     [42]
+
+    Without a value it is a dataclass field (``dataclasses.field``'s keywords).
     """
+    if value is _NO_VALUE:
+        return _field("data", kwargs)
     if isinstance(value, _SCALARS):
         return jnp.asarray(value)
     if isinstance(value, list):
@@ -62,7 +77,7 @@ def data(value: Any) -> Any:
     return value
 
 
-def static(value: Any) -> Any:
+def static(value: Any = _NO_VALUE, /, **kwargs: Any) -> Any:
     """Mark ``value`` as static (structure); a list becomes a tuple.
 
     Static values are compiled into traces and compared when a structure is
@@ -74,7 +89,11 @@ def static(value: Any) -> Any:
     ...         self.sizes = static([2, 3])
     >>> Foo().sizes
     (2, 3)
+
+    Without a value it is a dataclass field (``dataclasses.field``'s keywords).
     """
+    if value is _NO_VALUE:
+        return _field("static", kwargs)
     if isinstance(value, list):
         value = tuple(static(v) for v in value)
     if isinstance(value, (jax.Array, np.ndarray)) or _is_object(value):
@@ -124,12 +143,19 @@ def marked_fields(cls: type) -> dict[str, Any]:
                 mark = static
         if mark is not None:
             out[name] = mark
+    for name, f in getattr(cls, "__dataclass_fields__", {}).items():
+        kind = f.metadata.get(FIELD_KEY)
+        if kind is not None:
+            out[name] = data if kind == "data" else static
     return out
 
 
 def has_marks(cls: type) -> bool:
     """Whether ``cls`` (or a base) has annotations that could be ``Data``/``Static``."""
     for klass in cls.__mro__:
+        for item in vars(klass).values():
+            if isinstance(item, dataclasses.Field) and FIELD_KEY in item.metadata:
+                return True
         for annotation in vars(klass).get("__annotations__", {}).values():
             if _mark_of(annotation) is not None:
                 return True
