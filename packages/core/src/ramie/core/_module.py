@@ -38,7 +38,15 @@ class Module:
     into ``nn.jit``'s traces. Change a static value by assigning a new one
     (``self.scale = 9.0``), never in place; a mutable object hashed by
     identity (a plain config class) is refused (``MutableStaticError``): use a
-    frozen dataclass or a NamedTuple.
+    frozen dataclass or a NamedTuple. ``data(x)`` / ``static(x)`` (or
+    ``Data[T]`` / ``Static[T]`` annotations) choose explicitly.
+
+    Every Module is also a JAX pytree, so ``jax.jit(f)(model)``,
+    ``jax.grad(loss)(model)``, ``jax.tree.map(fn, model)`` and optax work on it
+    directly, with functional semantics: the function sees a copy rebuilt from
+    the leaves, and what it changes comes back only in its outputs (return the
+    model), never in the caller's object. ramie's transforms (``nn.jit``,
+    ``nn.grad``, ...) instead update the caller's objects in place.
 
     >>> import jax, jax.numpy as jnp
     >>> from ramie.core import Module, Param, Rngs
