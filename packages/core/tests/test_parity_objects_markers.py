@@ -141,3 +141,14 @@ def test_data_and_static_without_a_value_are_dataclass_fields():
     fields = {x.name: x for x in dataclasses.fields(Fields)}
     assert fields["count"].metadata["ramie_kind"] == "data"
     assert dict(fields["note"].metadata) == {"doc": "kept", "ramie_kind": "static"}
+
+
+def test_a_value_and_field_keywords_together_are_refused():
+    with pytest.raises(TypeError) as info:
+        core.data(3, default=4)
+    assert str(info.value) == (
+        "data(value, ...) takes no keywords; ['default'] are dataclass field options: "
+        "write `data(default=value, ...)` for a field with a default."
+    )
+    with pytest.raises(TypeError):
+        core.static("a", init=False)

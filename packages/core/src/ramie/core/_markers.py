@@ -49,6 +49,14 @@ def _field(kind: str, kwargs: dict) -> Any:
     return dataclasses.field(metadata=metadata, **kwargs)
 
 
+def _no_field_keywords(name: str, kwargs: dict) -> None:
+    if kwargs:
+        raise TypeError(
+            f"{name}(value, ...) takes no keywords; {sorted(kwargs)} are dataclass field "
+            f"options: write `{name}(default=value, ...)` for a field with a default."
+        )
+
+
 def data(value: Any = _NO_VALUE, /, **kwargs: Any) -> Any:
     """Mark ``value`` as data (state): scalars become 0-d ``jax.Array`` leaves.
 
@@ -65,6 +73,7 @@ def data(value: Any = _NO_VALUE, /, **kwargs: Any) -> Any:
     """
     if value is _NO_VALUE:
         return _field("data", kwargs)
+    _no_field_keywords("data", kwargs)
     if isinstance(value, _SCALARS):
         return jnp.asarray(value)
     if isinstance(value, list):
@@ -94,6 +103,7 @@ def static(value: Any = _NO_VALUE, /, **kwargs: Any) -> Any:
     """
     if value is _NO_VALUE:
         return _field("static", kwargs)
+    _no_field_keywords("static", kwargs)
     if isinstance(value, list):
         value = tuple(static(v) for v in value)
     if isinstance(value, (jax.Array, np.ndarray)) or _is_object(value):
