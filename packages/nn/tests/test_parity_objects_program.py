@@ -31,7 +31,7 @@ class MLP(nnx.Module):
     def __init__(self, *, rngs):
         self.l1 = nnx.Linear(3, 16, rngs=rngs)
         self.l2 = nnx.Linear(16, 1, rngs=rngs)
-        self.l2.bias.value = rngs.params.uniform((1,), minval=-0.1, maxval=0.1)
+        self.l2.bias.set_value(rngs.params.uniform((1,), minval=-0.1, maxval=0.1))
         self.scaler = Scaler(1.0)
         self.widths = nnx.static((3, 16, 1))
 
