@@ -58,19 +58,38 @@ def test_concrete_values_on_captured_modules_are_fine_inside_jax_jit():
     "call",
     [
         lambda m: jax.jit(lambda m, x: m(x))(m, jnp.ones(2)),
-        lambda m: jax.grad(lambda m: m(jnp.ones(2)).sum())(m),
-        lambda m: jax.vmap(lambda m, x: x, in_axes=(0, 0))(m, jnp.ones((3, 2))),
-        lambda m: jax.lax.cond(True, lambda m: 1.0, lambda m: 2.0, m),
-        lambda m: jax.lax.scan(lambda c, x: (c, x), m, jnp.ones(2)),
+        lambda m: jax.grad(lambda m: m(jnp.ones(2)).sum())(m).w.value,
+        lambda m: jax.vmap(lambda m, x: m(x), in_axes=(None, 0))(m, jnp.ones((3, 2)))[0],
+        lambda m: jax.lax.cond(True, lambda m: m(jnp.ones(2)), lambda m: -m(jnp.ones(2)), m),
+        lambda m: jax.lax.scan(lambda c, x: (c, c(x)), m, jnp.ones((1, 2)))[1][0],
     ],
     ids=["jit", "grad", "vmap", "cond", "scan"],
 )
-def test_a_module_given_to_jax_as_a_value_names_the_type_and_the_fix(call):
-    # before: "... as an abstract array", "... is not a valid JAX type", raw JAX errors
+def test_a_module_given_to_jax_as_a_value_is_a_pytree(call):
+    # before (issue 11): ModuleInJaxError; since issue 14 Modules are pytrees, as in NNX 0.12
+    assert call(M()).tolist() == [1.0, 1.0]
+
+
+def test_a_module_used_as_one_array_names_the_type_and_the_fix():
     with pytest.raises(core.ModuleInJaxError) as info:
-        call(M())
+        jax.typeof(M())
     assert str(info.value) == core._errors.MODULE_AS_JAX_VALUE.format(type_name="M")
-    assert "nn.jit" in str(info.value) and "nn.split" in str(info.value)
+    assert "jax.tree.map" in str(info.value) and "nn.state" in str(info.value)
+
+
+def test_changes_inside_plain_jax_jit_come_back_only_in_the_outputs():
+    m = M()
+
+    @jax.jit
+    def f(m):
+        m.w.value = m.w.value * 3
+        m.h = m.w.value  # a tracer on the rebuilt copy: allowed
+        return m
+
+    out = f(m)
+    assert m.w.value.tolist() == [1.0, 1.0] and "h" not in vars(m)
+    assert out.w.value.tolist() == [3.0, 3.0] and out.h.tolist() == [3.0, 3.0]
+    assert out is not m and out.w is not m.w
 
 
 def test_modules_captured_or_static_in_jax_jit_still_work():

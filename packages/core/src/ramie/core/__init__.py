@@ -76,8 +76,11 @@ from ._graph_utils import (
     recursive_map,
     unpack,
 )
+from ._markers import Data, Static, data, static
 from ._module import Module
+from ._pytree import PathKey, Pytree, dataclass
 from ._rngs import RngCount, RngKey, Rngs, RngState, RngStream
+from ._rngtools import SplitBackups, fork_rngs, restore_rngs, with_rngs
 from ._sharding import (
     eager_sharding_enabled,
     get_abstract_model,
@@ -108,6 +111,7 @@ _LAYERS = (
     "_frames",  # per-thread transform frames
     # rules for what a Module may hold
     "_statics",  # static (non-array) attribute values
+    "_markers",  # data(...) / static(...) markers, Data[...] / Static[...] annotations
     "_plainjax",  # Modules meeting plain JAX transformations
     "_containers",  # the structure version; tracked List / Dict
     "_filters",  # Variable filters
@@ -122,9 +126,11 @@ _LAYERS = (
     "_capture",
     "_diff",
     "_verify",
+    "_pytree",  # Modules as JAX pytrees; Pytree, dataclass
     # the functional API
     "_api",
     "_functional",
+    "_rngtools",  # fork_rngs / restore_rngs / with_rngs
     "_graph_utils",  # iter_graph, recursive_map, map, unpack, prefix, GraphDef.apply, capture
     "_views",  # view, with_attributes: new Modules over the same Variables
     "_sharding",  # logical axis names -> PartitionSpecs / NamedShardings, sharded init
@@ -140,6 +146,17 @@ except _PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "Data",
+    "PathKey",
+    "Pytree",
+    "Static",
+    "data",
+    "dataclass",
+    "static",
+    "SplitBackups",
+    "fork_rngs",
+    "restore_rngs",
+    "with_rngs",
     "All",
     "Any",
     "BatchStat",

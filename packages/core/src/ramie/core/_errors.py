@@ -288,12 +288,11 @@ CLOSURE_READ = (
 )
 
 MODULE_AS_JAX_VALUE = (
-    "A {type_name} (a ramie Module) was passed to a plain JAX transformation or function "
-    "(jax.jit, jax.grad, jax.vmap, jax.lax.scan, ...) where JAX needs arrays or pytrees; "
-    "Modules are not JAX types. Use ramie's transforms, which take Modules and carry their "
-    "mutations out (nn.jit, nn.grad, nn.vmap, nn.cond, ...), or split it first: "
-    "`graphdef, state = nn.split(model)`, pass `state`, and rebuild inside with "
-    "`nn.merge(graphdef, state)` (nn.functional(model) does this for you)."
+    "A {type_name} (a ramie Module) was used where JAX needs one array (jax.typeof, an "
+    "abstract value, a primitive's operand). A Module is a pytree of arrays, not an array: "
+    "pass it whole to a JAX transformation (`jax.jit(f)(model)`, `jax.grad(loss)(model)`, "
+    "`jax.tree.map(fn, model)`), pass one of its arrays (`model.w.value`), or take its "
+    "state (`nn.state(model)`)."
 )
 
 TRACER_ON_CAPTURED_MODULE = (
@@ -304,4 +303,27 @@ TRACER_ON_CAPTURED_MODULE = (
     "another ramie transform) and pass the module as an argument, or split it first "
     "(`graphdef, state = nn.split(model)`), rebuild it inside with nn.merge and return the "
     "new state (nn.functional(model) does this for you)."
+)
+
+NO_METADATA = (
+    "This {kind} has no metadata entry {name!r}; its metadata keys are {keys}. Pass a "
+    "default (`get_metadata(name, None)`) or set it with `set_metadata({name}=...)`."
+)
+
+SET_METADATA_ARGS = (
+    "{kind}.set_metadata() takes `(name, value)`, keyword arguments, or one mapping that "
+    "replaces all metadata; got something else."
+)
+
+UNSAFE_ITEM_CAST = (
+    "`v[...] = x` on a {kind} holding {dtype} would cast {found} to {dtype} and lose "
+    "information; the Variable keeps its dtype under item assignment. Cast explicitly "
+    "(`x.astype(v.dtype)`) or replace the value, dtype and all, with `v.value = x`."
+)
+
+NOT_STATIC = (
+    "static(...) was given a {type_name}, which cannot be static: static values are part of "
+    "the structure (hashed, compared, compiled into traces), so arrays, Variables, Modules "
+    "and unhashable values must stay data. Use a tuple, a number, a string or a frozen "
+    "dataclass, or drop the static(...) marker."
 )

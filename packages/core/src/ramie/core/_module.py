@@ -13,10 +13,13 @@ from typing import Any
 
 import jax
 
-from . import _containers, _errors, _filters, _plainjax, _reprs, _statics
+from . import _containers, _errors, _filters, _markers, _plainjax, _reprs, _statics
 from ._variables import Variable
 
 _MISSING = object()
+_UNRESOLVED: dict = {}
+#: Called with every new Module subclass (upper layers register it with JAX here).
+SUBCLASS_HOOKS: list = []
 _needs_tracking = _containers.needs_tracking
 _static_ok = _statics.is_ok
 _is_array_swap = _containers.is_array_swap
@@ -35,7 +38,15 @@ class Module:
     into ``nn.jit``'s traces. Change a static value by assigning a new one
     (``self.scale = 9.0``), never in place; a mutable object hashed by
     identity (a plain config class) is refused (``MutableStaticError``): use a
-    frozen dataclass or a NamedTuple.
+    frozen dataclass or a NamedTuple. ``data(x)`` / ``static(x)`` (or
+    ``Data[T]`` / ``Static[T]`` annotations) choose explicitly.
+
+    Every Module is also a JAX pytree, so ``jax.jit(f)(model)``,
+    ``jax.grad(loss)(model)``, ``jax.tree.map(fn, model)`` and optax work on it
+    directly, with functional semantics: the function sees a copy rebuilt from
+    the leaves, and what it changes comes back only in its outputs (return the
+    model), never in the caller's object. ramie's transforms (``nn.jit``,
+    ``nn.grad``, ...) instead update the caller's objects in place.
 
     >>> import jax, jax.numpy as jnp
     >>> from ramie.core import Module, Param, Rngs
@@ -51,9 +62,16 @@ class Module:
 
     __slots__ = ("_ramie_tracked", "_ramie_outside", "__dict__", "__weakref__")
 
+    #: Per class: ``{name: data or static}`` from ``Data``/``Static`` annotations, None
+    #: when there are none, ``_UNRESOLVED`` until the first assignment resolves them.
+    _ramie_marks: dict | None = None
+
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
         _plainjax.register(cls)
+        cls._ramie_marks = _UNRESOLVED if _markers.has_marks(cls) else None
+        for hook in SUBCLASS_HOOKS:
+            hook(cls)
 
     def __new__(cls, *args: Any, **kwargs: Any):
         obj = object.__new__(cls)
@@ -63,6 +81,13 @@ class Module:
         return obj
 
     def __setattr__(self, name: str, value: Any) -> None:
+        marks = self._ramie_marks
+        if marks is not None:
+            if marks is _UNRESOLVED:
+                marks = type(self)._ramie_marks = _markers.marked_fields(type(self))
+            mark = marks.get(name)
+            if mark is not None:
+                value = mark(value)
         if _needs_tracking(value):
             value = _containers.track(value, self, name)
         elif not _static_ok(type(value)):

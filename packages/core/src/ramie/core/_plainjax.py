@@ -1,9 +1,10 @@
 """Clear errors when a Module meets plain JAX transformations.
 
-Modules are not JAX types (yet): ``jax.jit(f)(model)`` cannot work, and a
-Module captured by a plain ``jax.jit`` function cannot carry a traced value
-out of it. Both cases raise errors that name the Module and say what to use
-instead (``nn.jit`` and friends, or ``nn.split``/``nn.merge``/``nn.functional``).
+Modules are pytrees (see ``_pytree``), so ``jax.jit(f)(model)`` works on a
+rebuilt copy. Two cases still raise errors that name the Module and say what
+to use instead: a Module used where JAX needs one array (``jax.typeof``), and
+a Module captured by a plain ``jax.jit`` function that is assigned a traced
+value (it could never leave the transformation).
 
 JAX has no public hook for either, so this uses two JAX internals, each
 guarded: when they are missing, JAX's own errors appear instead.
@@ -32,7 +33,7 @@ def _refuse_as_jax_value(module: Any):
 
 
 def register(cls: type) -> None:
-    """Make JAX raise ModuleInJaxError when an instance of ``cls`` is used as an array."""
+    """Make JAX raise ModuleInJaxError when an instance of ``cls`` is used as one array."""
     if _AVALS is not None:
         _AVALS[cls] = _refuse_as_jax_value
 

@@ -8,7 +8,7 @@ transforms like any other Variable).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jax
@@ -78,12 +78,96 @@ class RngStream(Module):
         self.count.value = count + 1
         return key
 
-    def fork(self, split: int | tuple[int, ...] | None = None) -> RngStream:
+    def fork(self, *, split: int | tuple[int, ...] | None = None) -> RngStream:
         """A new, independent stream (advancing this one); ``split`` stacks n of them."""
         key = self()
         if split is not None:
             key = jax.random.split(key, split)
         return RngStream(key, tag=self.tag)
+
+    def split(self, k: int | tuple[int, ...]) -> RngStream:
+        """A new stream of ``k`` stacked independent keys (for ``vmap``); advances this one.
+
+        >>> from ramie.core import Rngs
+        >>> rngs = Rngs(params=0)
+        >>> rngs.params.split(4).key.value.shape, int(rngs.params.count.value)
+        ((4,), 1)
+        """
+        return RngStream(jax.random.split(self(), k), tag=self.tag)
+
+    def broadcast(self, k: int | tuple[int, ...]) -> RngStream:
+        """A new stream holding one new key repeated to shape ``k`` (every copy draws alike).
+
+        >>> from ramie.core import Rngs
+        >>> s = Rngs(params=0).params.broadcast(3)
+        >>> keys = jax.random.key_data(s())
+        >>> bool((keys[0] == keys[2]).all())
+        True
+        """
+        key = self()
+        shape = (k,) if isinstance(k, int) else tuple(k)
+        return RngStream(jnp.broadcast_to(key, shape + key.shape), tag=self.tag)
+
+
+#: ``jax.random`` samplers offered as methods of streams and Rngs: each draws one key.
+SAMPLERS = (
+    "ball", "bernoulli", "beta", "binomial", "bits", "categorical", "cauchy", "chisquare",
+    "choice", "dirichlet", "double_sided_maxwell", "exponential", "f", "gamma",
+    "generalized_normal", "geometric", "gumbel", "laplace", "loggamma", "logistic",
+    "lognormal", "maxwell", "multinomial", "multivariate_normal", "normal", "orthogonal",
+    "pareto", "permutation", "poisson", "rademacher", "randint", "rayleigh", "t",
+    "triangular", "truncated_normal", "uniform", "wald", "weibull_min",
+)  # fmt: skip
+#: ``jax.nn.initializers`` offered as methods: ``rngs.lecun_normal()`` is an initializer
+#: ``init(shape, dtype=float32)`` drawing a key from the stream each time it is called.
+INITIALIZERS = (
+    "delta_orthogonal", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform",
+    "kaiming_normal", "kaiming_uniform", "lecun_normal", "lecun_uniform", "variance_scaling",
+    "xavier_normal", "xavier_uniform",
+)  # fmt: skip
+
+
+def _sampler(name: str) -> Callable:
+    fn = getattr(jax.random, name)
+
+    def sample(self, *args: Any, **kwargs: Any) -> jax.Array:
+        return fn(_stream_of(self)(), *args, **kwargs)
+
+    sample.__name__ = sample.__qualname__ = name
+    sample.__doc__ = (
+        f"``jax.random.{name}`` with the next key of this stream (the key argument "
+        "left out); the stream's counter advances by one."
+    )
+    return sample
+
+
+def _initializer(name: str) -> Callable:
+    make = getattr(jax.nn.initializers, name)
+
+    def initializer(self, *args: Any, **kwargs: Any) -> Callable:
+        init, stream = make(*args, **kwargs), _stream_of(self)
+
+        def keyless(shape: Any, dtype: Any = jnp.float32, **kw: Any) -> jax.Array:
+            return init(stream(), shape, dtype, **kw)
+
+        return keyless
+
+    initializer.__name__ = initializer.__qualname__ = name
+    initializer.__doc__ = (
+        f"``jax.nn.initializers.{name}(*args, **kwargs)`` as a keyless initializer "
+        "``init(shape, dtype)`` that draws its key from this stream at each call."
+    )
+    return initializer
+
+
+def _stream_of(obj: Any) -> RngStream:
+    return obj if isinstance(obj, RngStream) else obj.default
+
+
+for _name in SAMPLERS:
+    setattr(RngStream, _name, _sampler(_name))
+for _name in INITIALIZERS:
+    setattr(RngStream, _name, _initializer(_name))
 
 
 def _fold(stream: RngStream) -> jax.Array:
@@ -92,7 +176,12 @@ def _fold(stream: RngStream) -> jax.Array:
     return folded.reshape(keys.shape)
 
 
-_RESERVED = frozenset(["fork", "streams", "items", "split_keys"]) | frozenset(dir(Module))
+_RESERVED = (
+    frozenset(["fork", "split", "streams", "items", "split_keys"])
+    | frozenset(SAMPLERS)
+    | frozenset(INITIALIZERS)
+    | frozenset(dir(Module))
+)
 
 
 class Rngs(Module):
@@ -107,6 +196,14 @@ class Rngs(Module):
     >>> k1, k2 = rngs.params(), rngs.params()   # 'params' falls back to 'default'
     >>> sorted(rngs.streams())
     ['default', 'dropout']
+
+    Every ``jax.random`` sampler is a method of streams and of Rngs (which
+    uses ``default``), drawing one key: ``rngs.normal((2, 3))``,
+    ``rngs.dropout.bernoulli(0.9, (4,))``; so are the ``jax.nn.initializers``
+    (``rngs.params.lecun_normal()((3, 4))``).
+
+    >>> rngs.normal((2, 3)).shape, int(rngs.default.count.value)
+    ((2, 3), 3)
     """
 
     def __init__(self, default: Any = None, /, **streams: Any):
@@ -154,12 +251,13 @@ class Rngs(Module):
     def items(self) -> Iterator[tuple[str, RngStream]]:
         return ((k, v) for k, v in self.__dict__.items() if isinstance(v, RngStream))
 
-    def fork(self, split: int | tuple[int, ...] | Mapping[str, Any] | None = None) -> Rngs:
+    def fork(self, *, split: int | tuple[int, ...] | Mapping[Any, Any] | None = None) -> Rngs:
         """A new Rngs whose streams are independent of (and advance) these.
 
         With ``split=n`` every stream holds ``n`` stacked keys, ready for
         ``vmap``: each copy draws different keys. ``split`` may also be a
-        mapping from stream name to its split (``None`` keeps it unsplit).
+        mapping from a stream name (or ``...`` for every other stream) to its
+        split (``None`` keeps it unsplit); the first matching entry wins.
 
         >>> from ramie.core import Rngs
         >>> forked = Rngs(0).fork(split=5)
@@ -168,10 +266,49 @@ class Rngs(Module):
         """
         out = {}
         for name, stream in self.items():
-            n = split.get(name) if isinstance(split, Mapping) else split
-            out[name] = stream.fork(n)
+            n = rule_for(split, name) if isinstance(split, Mapping) else split
+            out[name] = stream.fork(split=n)
         return Rngs(**out)
+
+    def split(self, k: int | tuple[int, ...] | Mapping[Any, Any]) -> Rngs:
+        """A new Rngs whose streams hold ``k`` stacked keys each (advancing these).
+
+        ``k`` may be a mapping like ``fork``'s ``split``: stream name (or
+        ``...``) to a split, ``None`` forking that stream unsplit.
+
+        >>> from ramie.core import Rngs
+        >>> new = Rngs(params=1, dropout=2).split({"params": 5, ...: None})
+        >>> new.params.key.value.shape, new.dropout.key.value.shape
+        ((5,), ())
+        """
+        return self.fork(split=k)
 
     def split_keys(self, name: str, n: int | tuple[int, ...]) -> jax.Array:
         """``n`` keys drawn from stream ``name`` in one step (stacked on axis 0)."""
         return jax.random.split(getattr(self, name)(), n)
+
+
+for _name in SAMPLERS:
+    setattr(Rngs, _name, _sampler(_name))
+for _name in INITIALIZERS:
+    setattr(Rngs, _name, _initializer(_name))
+
+
+def rule_for(rules: Mapping[Any, Any], name: str, default: Any = None) -> Any:
+    """The value of the first entry of ``rules`` matching stream ``name``.
+
+    A key matches when it is ``name``, ``...`` or ``True``, or a tuple/list
+    holding a match; ``default`` when nothing matches.
+    """
+    for key, value in rules.items():
+        if _matches(key, name):
+            return value
+    return default
+
+
+def _matches(key: Any, name: str) -> bool:
+    if key is Ellipsis or key is True or key == name:
+        return True
+    if isinstance(key, (tuple, list)):
+        return any(_matches(k, name) for k in key)
+    return False

@@ -8,6 +8,7 @@ Filters select state by kind, so the class is the label.
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -91,6 +92,26 @@ class Variable:
     >>> int(c.value), c.description
     (1, 'steps taken')
 
+    Comparisons use the value, like the other operators: ``v == 0`` and
+    ``v != 0`` give arrays (as in Flax NNX), so ``if cache_index == 0:``
+    tests the number. Hashing stays by identity (unlike NNX, where Variables
+    are unhashable): a Variable may key a dict or sit in a set, and two
+    Variables are the same key only when they are the same object.
+
+    ``v[...] = x`` writes into the current array and keeps its dtype and
+    shape: ``x`` is cast when that loses no kind of information (int into a
+    float Variable, float64 into float32); a narrowing cast (float into an
+    int Variable, complex into float) raises ``StateLeafError`` naming the
+    Variable. ``v.value = x`` replaces the value as given (any dtype/shape).
+
+    >>> p = Count(jnp.zeros(2))
+    >>> p[...] = 5
+    >>> p[...].dtype.name, bool(p[0] == 5)
+    ('float32', True)
+
+    ``Param[jax.Array]`` (any kind subscripted by a type) is accepted in type
+    hints and dataclass fields and means the kind itself.
+
     Note: with jax >= 0.10 most ``jnp`` functions no longer accept objects
     through ``__jax_array__``; pass ``v.value`` (or ``v[...]``) to them. The
     Python operators (``x @ v + b``) work directly.
@@ -113,6 +134,13 @@ class Variable:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         _register(cls)
+
+    def __class_getitem__(cls, item: Any) -> type:
+        # ``Param[jax.Array]`` in annotations: the kind itself (the value type is a hint).
+        return cls
+
+    # Comparisons use the value (see the class docstring); hashing stays by identity.
+    __hash__ = object.__hash__
 
     # -- value -------------------------------------------------------------
     @property
@@ -139,6 +167,87 @@ class Variable:
     def metadata(self) -> dict[str, Any]:
         """A copy of this Variable's metadata."""
         return dict(self._metadata)
+
+    # -- Flax NNX accessor spellings -----------------------------------------
+    def get_value(self, *, index: Any = _MISSING) -> Any:
+        """The value (``v.get_value()`` is ``v.value``); ``index=`` reads ``v.value[index]``."""
+        v = self.value
+        return v if index is _MISSING else v[index]
+
+    def set_value(self, value: Any, *, index: Any = _MISSING) -> None:
+        """Replace the value (``v.value = value``); ``index=`` writes like ``v[index] = value``."""
+        if index is _MISSING:
+            self.value = value
+        else:
+            self[index] = value
+
+    def get_raw_value(self) -> Any:
+        """The stored value, read without any check (ramie has no value hooks)."""
+        return self._value
+
+    def get_metadata(self, name: str | None = None, default: Any = _MISSING) -> Any:
+        """All metadata as a new dict, or the entry ``name`` (``default`` when absent).
+
+        >>> import jax.numpy as jnp
+        >>> from ramie.core import Param
+        >>> p = Param(jnp.zeros(2), tag="enc")
+        >>> p.get_metadata(), p.get_metadata("tag"), p.get_metadata("other", None)
+        ({'tag': 'enc'}, 'enc', None)
+        """
+        if name is None:
+            return dict(self._metadata)
+        if name in self._metadata:
+            return self._metadata[name]
+        if default is not _MISSING:
+            return default
+        raise KeyError(
+            _errors.NO_METADATA.format(
+                kind=type(self).__name__, name=name, keys=sorted(self._metadata)
+            )
+        )
+
+    def set_metadata(self, *args: Any, **metadata: Any) -> None:
+        """Set metadata: ``set_metadata(name, value)``, ``set_metadata(**kw)``, or replace all
+        of it with ``set_metadata(mapping)``.
+
+        >>> import jax.numpy as jnp
+        >>> from ramie.core import Param
+        >>> p = Param(jnp.zeros(2), tag="enc")
+        >>> p.set_metadata(tag="dec", frozen=True); p.get_metadata()
+        {'tag': 'dec', 'frozen': True}
+        >>> p.set_metadata({"only": 1}); p.get_metadata()
+        {'only': 1}
+        """
+        if len(args) == 2 and isinstance(args[0], str):
+            metadata = {args[0]: args[1], **metadata}
+            base = self._metadata
+        elif len(args) == 1 and isinstance(args[0], Mapping) and not metadata:
+            metadata, base = dict(args[0]), _EMPTY
+        elif not args:
+            base = self._metadata
+        else:
+            raise TypeError(_errors.SET_METADATA_ARGS.format(kind=type(self).__name__))
+        for name, item in metadata.items():
+            _check_hashable(name, item)
+        object.__setattr__(self, "_metadata", {**base, **metadata})
+        _containers.bump()
+
+    def has_metadata(self, name: str) -> bool:
+        """Whether this Variable has the metadata entry ``name``."""
+        return name in self._metadata
+
+    def del_metadata(self, name: str) -> None:
+        """Remove the metadata entry ``name``."""
+        if name not in self._metadata:
+            raise KeyError(
+                _errors.NO_METADATA.format(
+                    kind=type(self).__name__, name=name, keys=sorted(self._metadata)
+                )
+            )
+        object.__setattr__(
+            self, "_metadata", {k: v for k, v in self._metadata.items() if k != name}
+        )
+        _containers.bump()
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name in _OWN:
@@ -210,6 +319,11 @@ class Variable:
     def size(self):
         return self.value.size
 
+    @property
+    def T(self):  # noqa: N802 - numpy's name
+        """The transposed value (``v.value.T``)."""
+        return self.value.T
+
     def __len__(self):
         return len(self.value)
 
@@ -234,10 +348,23 @@ class Variable:
     def __setitem__(self, index, item) -> None:
         item = _unwrap(item)
         current = self.value
-        if index is Ellipsis and getattr(current, "shape", None) == getattr(item, "shape", ()):
-            self.value = item
-        elif isinstance(current, jax.Array):
-            self.value = current.at[index].set(item)
+        dtype = getattr(current, "dtype", None)
+        if dtype is not None:
+            _check_cast(self, item, dtype)
+        if isinstance(current, jax.Array):
+            if index is Ellipsis:
+                if (
+                    isinstance(item, jax.Array)
+                    and item.dtype == dtype
+                    and item.shape == current.shape
+                ):
+                    self.value = item
+                else:  # a scalar or another dtype: broadcast and cast, keeping the array
+                    self.value = jax.numpy.broadcast_to(
+                        jax.numpy.asarray(item, dtype=dtype), current.shape
+                    )
+            else:
+                self.value = current.at[index].set(item)
         else:
             current = np.array(current, copy=True)
             current[index] = item
@@ -255,6 +382,36 @@ class Variable:
             body = f"value={v!r}"
         meta = "".join(f", {k}={item!r}" for k, item in self._metadata.items())
         return f"{type(self).__name__}({body}{meta})"
+
+
+def _rank(dtype) -> int | None:
+    """0 bool, 1 integer, 2 float, 3 complex; None for other dtypes (keys, ...)."""
+    for i, kind in enumerate(_KINDS):
+        if jax.numpy.issubdtype(dtype, kind):
+            return i
+    return None
+
+
+_KINDS = (np.bool_, np.integer, np.floating, np.complexfloating)
+_PY_RANK = {bool: 0, int: 1, float: 2, complex: 3}
+
+
+def _check_cast(v: Variable, item: Any, dtype) -> None:
+    """Refuse ``v[...] = item`` when ``item`` is of a higher kind than ``dtype``."""
+    src = _PY_RANK.get(type(item))
+    if src is None:
+        item_dtype = getattr(item, "dtype", None)
+        if item_dtype is None:
+            return
+        src = _rank(item_dtype)
+        found = str(item_dtype)
+    else:
+        found = f"a Python {type(item).__name__}"
+    dst = _rank(dtype)
+    if src is not None and dst is not None and src > dst:
+        raise _errors.StateLeafError(
+            _errors.UNSAFE_ITEM_CAST.format(kind=type(v).__name__, dtype=dtype, found=found)
+        )
 
 
 def _captured_mutation(v: Variable, new: Any, transform: str) -> None:
@@ -326,7 +483,7 @@ for _name in [
     setattr(Variable, f"__r{_name}__", _r)
     setattr(Variable, f"__i{_name}__", _i)
 
-for _name in ["lt", "le", "gt", "ge"]:
+for _name in ["lt", "le", "gt", "ge", "eq", "ne"]:
     setattr(Variable, f"__{_name}__", _binary(getattr(operator, _name))[0])
 
 for _name in ["neg", "pos", "abs", "invert"]:

@@ -40,6 +40,16 @@ def _is_leaf_type(t: type) -> bool:
 
 
 _GRAPH = ga.GRAPH_TYPES
+
+
+class _WrongLayoutError(TypeError):
+    """Raised while tracing a layout called with an object among its plain leaves.
+
+    Modules are pytrees, so the per-call fast path can hand JAX a Module where
+    the layout had an array; JAX then retraces instead of refusing it. Raising
+    while tracing stops the call before anything runs (or is donated), and the
+    fast path's ``except TypeError`` sends the call down the full path.
+    """
 _NO_DONATION, _DONATE_OBJECTS, _DONATE_MIXED = range(3)
 
 
@@ -226,6 +236,10 @@ class _Jitted:
             values, leaves = a, b
         else:
             values, leaves = _interleave(layout.dmask, a, b)
+        if any(map(ga.is_graph, jax.tree_util.tree_leaves(leaves, is_leaf=ga.is_graph))):
+            # The fast path passed an object where this layout has plain leaves (Modules
+            # are pytrees, so JAX took it): stop before running; the caller falls back.
+            raise _WrongLayoutError("an object where the layout has plain leaves")
         fun = _bind_statics(self.fun, layout.statics) if layout.statics else self.fun
         traced = ga.call_traced(
             "jit", fun, layout.graphdef, layout.spec, values, leaves, self._on_read
