@@ -50,6 +50,8 @@ class _WrongLayoutError(TypeError):
     while tracing stops the call before anything runs (or is donated), and the
     fast path's ``except TypeError`` sends the call down the full path.
     """
+
+
 _NO_DONATION, _DONATE_OBJECTS, _DONATE_MIXED = range(3)
 
 
