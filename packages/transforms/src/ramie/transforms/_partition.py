@@ -16,10 +16,11 @@ tuple are left alone. The caller's objects are never changed by the inner view.
 >>> from ramie.transforms import PARTITION_NAME, vmap
 >>> class Dense(core.Module):
 ...     def __init__(self, key):
-...         self.w = core.Param(jax.random.normal(key, (2, 3)), sharding=("embed", "mlp"))
+...         w = jax.random.normal(key, (2, 3))
+...         self.w = core.Param(w, sharding_names=("embed", "mlp"))
 >>> keys = jax.random.split(jax.random.key(0), 4)
 >>> stack = vmap(Dense, transform_metadata={PARTITION_NAME: "layers"})(keys)
->>> stack.w.sharding
+>>> core.sharding_names(stack.w)
 ('layers', 'embed', 'mlp')
 """
 
