@@ -355,7 +355,7 @@ DOCS_REQUIREMENTS = [
     "sphinx-autodoc-typehints==3.5.2",
     "ipykernel>=6.29",
     "pytest>=8",
-    "flax>=0.12,<0.13",
+    "flax>=0.12.6,<0.13",
     str(PACKAGES_DIR / "examples" / "plugin_template"),
 ]
 

@@ -221,7 +221,7 @@ def _abstract(x: Any) -> Any:
 
 
 def as_abstract(node: Any, /) -> Any:
-    """A copy of ``node`` (a graph or a State) whose arrays are ``jax.ShapeDtypeStruct``s.
+    """A copy of ``node`` (a graph or a State) whose arrays become ``jax.ShapeDtypeStruct`` objects.
 
     Shapes, dtypes and (for ``jax.Array``) shardings are kept, values dropped:
     the form ``eval_shape`` gives, for restoring checkpoints or planning

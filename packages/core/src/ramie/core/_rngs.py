@@ -127,13 +127,13 @@ INITIALIZERS = (
 )  # fmt: skip
 
 
-def _sampler(name: str) -> Callable:
+def _sampler(name: str, owner: str) -> Callable:
     fn = getattr(jax.random, name)
 
     def sample(self, *args: Any, **kwargs: Any) -> jax.Array:
         return fn(_stream_of(self)(), *args, **kwargs)
 
-    sample.__name__ = sample.__qualname__ = name
+    sample.__name__, sample.__qualname__ = name, f"{owner}.{name}"
     sample.__doc__ = (
         f"``jax.random.{name}`` with the next key of this stream (the key argument "
         "left out); the stream's counter advances by one."
@@ -141,7 +141,7 @@ def _sampler(name: str) -> Callable:
     return sample
 
 
-def _initializer(name: str) -> Callable:
+def _initializer(name: str, owner: str) -> Callable:
     make = getattr(jax.nn.initializers, name)
 
     def initializer(self, *args: Any, **kwargs: Any) -> Callable:
@@ -152,7 +152,7 @@ def _initializer(name: str) -> Callable:
 
         return keyless
 
-    initializer.__name__ = initializer.__qualname__ = name
+    initializer.__name__, initializer.__qualname__ = name, f"{owner}.{name}"
     initializer.__doc__ = (
         f"``jax.nn.initializers.{name}(*args, **kwargs)`` as a keyless initializer "
         "``init(shape, dtype)`` that draws its key from this stream at each call."
@@ -165,9 +165,9 @@ def _stream_of(obj: Any) -> RngStream:
 
 
 for _name in SAMPLERS:
-    setattr(RngStream, _name, _sampler(_name))
+    setattr(RngStream, _name, _sampler(_name, "RngStream"))
 for _name in INITIALIZERS:
-    setattr(RngStream, _name, _initializer(_name))
+    setattr(RngStream, _name, _initializer(_name, "RngStream"))
 
 
 def _fold(stream: RngStream) -> jax.Array:
@@ -289,9 +289,9 @@ class Rngs(Module):
 
 
 for _name in SAMPLERS:
-    setattr(Rngs, _name, _sampler(_name))
+    setattr(Rngs, _name, _sampler(_name, "Rngs"))
 for _name in INITIALIZERS:
-    setattr(Rngs, _name, _initializer(_name))
+    setattr(Rngs, _name, _initializer(_name, "Rngs"))
 
 
 def rule_for(rules: Mapping[Any, Any], name: str, default: Any = None) -> Any:
