@@ -93,8 +93,7 @@ def raw_variant(model: M.RawModel, tx, donate: bool = True) -> Variant:
 
         def pure_step(params, stats, opt, step, x, y):
             def loss_fn(params):
-                key = jax.random.fold_in(model.key, step)
-                logits, new_stats = model.apply(params, stats, x, key)
+                logits, new_stats = model.apply(params, stats, x, step)
                 return model.loss(logits, y), new_stats
 
             (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)

@@ -334,12 +334,14 @@ class _Jitted:
                         # arguments out (and re-raises an error of the function itself).
                         pass
                     else:
+                        if type(changed) is dict:  # {}: nothing changed (a forward pass)
+                            return payload
                         if type(payload) is Restructured:
                             return finish(changed, payload, fg, pick_objs(args))
                         # _finish's common case, inlined (one Python call less per step)
                         if type(changed) is Written:
                             fg.write_at(changed.positions, changed.values)
-                        elif type(changed) is not dict:  # {}: nothing changed, no write
+                        else:
                             fg.set_values(changed)
                         return payload
             sig = signatures.get(tuple(map(type, args))) if not kwargs else _GENERAL
