@@ -13,7 +13,12 @@ the processes differ only in the variant they run. Reported per variant:
   the number of live arrays at the end (XLA's temporaries inside a step show
   in the peak RSS only).
 
-Run: python bench/memory.py [--steps N] [--write]
+Each variant runs in ``--repeats`` fresh processes (3), the variants in turn, and
+the medians are reported: XLA's compile alone takes 106-172 MiB of native memory
+for one and the same program from process to process on this machine (measured),
+so a single process per variant cannot tell a 5% difference.
+
+Run: python bench/memory.py [--steps N] [--repeats R] [--write]
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import argparse
 import gc
 import json
 import resource
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -80,34 +86,40 @@ def child(variant: str, steps: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3, help="processes per variant")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.steps)))
         return
-    results = {}
-    for variant in VARIANTS:
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", variant, "--steps", str(args.steps)],
-            check=True,
-            stdout=subprocess.PIPE,
-            text=True,
-        ).stdout
-        results[variant] = json.loads(out.strip().splitlines()[-1])
-        print(variant, results[variant], file=sys.stderr, flush=True)
+    runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+    for _ in range(args.repeats):  # the variants in turn, each in a fresh process
+        for variant in VARIANTS:
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", variant, "--steps", str(args.steps)],
+                check=True,
+                stdout=subprocess.PIPE,
+                text=True,
+            ).stdout
+            runs[variant].append(json.loads(out.strip().splitlines()[-1]))
+            print(variant, runs[variant][-1], file=sys.stderr, flush=True)
+    results = {v: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for v, rs in runs.items()}
     lines = [
-        f"deep MLP, {args.steps} steps of adam (batch 8)",
-        f"{'variant':<16} {'peak RSS MiB':>12} {'growth MiB':>10} {'peak live KiB':>13}"
-        f" {'× raw':>6} {'end live KiB':>12} {'arrays':>6}",
+        f"deep MLP, {args.steps} steps of adam (batch 8); medians of {args.repeats} processes"
+        " per variant (peak RSS range in brackets)",
+        f"{'variant':<16} {'peak RSS MiB':>12} {'range':>13} {'× raw':>6} {'growth MiB':>10}"
+        f" {'peak live KiB':>13} {'× raw':>6} {'end live KiB':>12} {'arrays':>6}",
     ]
     for variant in VARIANTS:
         r = results[variant]
         base = results["raw " + variant.split(" ", 1)[1]]
+        peaks = [x["peak_rss_mib"] for x in runs[variant]]
         lines.append(
-            f"{variant:<16} {r['peak_rss_mib']:>12.1f} {r['rss_growth_mib']:>10.1f}"
+            f"{variant:<16} {r['peak_rss_mib']:>12.1f} {f'[{min(peaks):.0f}-{max(peaks):.0f}]':>13}"
+            f" {r['peak_rss_mib'] / base['peak_rss_mib']:>6.3f} {r['rss_growth_mib']:>10.1f}"
             f" {r['peak_live_kib']:>13.1f} {r['peak_live_kib'] / base['peak_live_kib']:>6.3f}"
-            f" {r['end_live_kib']:>12.1f} {r['end_live_count']:>6d}"
+            f" {r['end_live_kib']:>12.1f} {r['end_live_count']:>6.0f}"
         )
     table = "\n".join(lines)
     print(table)

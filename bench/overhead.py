@@ -17,10 +17,13 @@ Per-call table: variants are timed in turn, one step each, round after round (so
 machine noise hits all alike), after a warm-up, blocking on every step, with
 ``jax_cpu_enable_async_dispatch=False``; medians are reported.
 
-Asynchronous-loop table (issue 16): JAX's default asynchronous dispatch, many steps
-per round (2,000 tiny / 60 deep / 6 CNN), blocking only at the end of a round, raw
-and ramie each donated and not, the four variants in turn round after round; the
-ratio is the median over rounds of ramie's round time over raw's (same donation).
+Asynchronous-loop table (issue 16): JAX's default asynchronous dispatch, short
+bursts of steps (400 tiny / 12 deep / 3 CNN, ~10 ms) blocking only at the end of a
+burst; raw and ramie each donated and not, plus a second raw variant of each as an
+A/A control; every round runs one burst of each variant in a shuffled order; the
+ratio is the median over rounds of ramie's burst time over the mean of the round's
+two raw bursts (same donation), with a distribution-free 95% interval; "A/A" is the
+second raw's over the first's.
 The dispatch mode is fixed when JAX's CPU client starts, so this table runs in a
 child process (``--async-loop`` runs it alone).
 
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import random
 import statistics
 import subprocess
 import sys
@@ -89,8 +93,7 @@ def raw_variant(model: M.RawModel, tx, donate: bool = True) -> Variant:
 
         def pure_step(params, stats, opt, step, x, y):
             def loss_fn(params):
-                key = jax.random.fold_in(model.key, step)
-                logits, new_stats = model.apply(params, stats, x, key)
+                logits, new_stats = model.apply(params, stats, x, step)
                 return model.loss(logits, y), new_stats
 
             (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -200,48 +203,86 @@ def _data(xshape, ydim, loss):
     return x, jax.nn.one_hot(jnp.arange(xshape[0]) % 10, 10)
 
 
-# (name, raw model, ramie constructor, loss, x shape, y width, async steps per round)
+# (name, raw model, ramie constructor, loss, x shape, y width, async steps per burst)
 MODELS = [
-    ("tiny MLP", M.RawTinyMLP(), M.TinyMLP, M.mse, (8, 32), 1, 2000),
-    ("deep MLP", M.RawDeepMLP(), M.DeepMLP, M.mse, (8, 64), 64, 60),
-    ("MNIST CNN", M.RawCNN(), M.CNN, M.xent, (64, 28, 28, 1), 10, 6),
+    ("tiny MLP", M.RawTinyMLP(), M.TinyMLP, M.mse, (8, 32), 1, 400),
+    ("deep MLP", M.RawDeepMLP(), M.DeepMLP, M.mse, (8, 64), 64, 12),
+    ("MNIST CNN", M.RawCNN(), M.CNN, M.xent, (64, 28, 28, 1), 10, 3),
 ]
+#: Asynchronous-loop rounds per model, relative to ``--rounds`` (the CNN's bursts are long).
+_ROUND_SHARE = {"tiny MLP": 1.0, "deep MLP": 1.0, "MNIST CNN": 0.25}
+
+
+def median_ci(ratios: list[float]) -> tuple[float, float, float]:
+    """The median of ``ratios`` and a distribution-free ~95% interval for it.
+
+    The interval is given by order statistics (ranks n/2 ± 0.98·√n), so it
+    assumes nothing about the noise's shape: with 300 rounds it spans about
+    ±17 ranks around the middle.
+    """
+    xs = sorted(ratios)
+    n = len(xs)
+    half = 0.98 * n**0.5
+    lo, hi = max(int(n / 2 - half), 0), min(int(n / 2 + half), n - 1)
+    return statistics.median(xs), xs[lo], xs[hi]
 
 
 def async_loop(rounds: int) -> str:
-    """The asynchronous-loop table: µs per step and paired ratios, donated and not."""
+    """The asynchronous-loop table: µs per step and paired ratios, donated and not.
+
+    Per model, six variants: raw and ramie, donated and not, and a second raw
+    variant of each donation. ramie's ratio is to the mean of the two raw
+    bursts of its round; the two raws' own ratio ("A/A": identical programs)
+    shows what the machine's noise alone does to a ratio. Every round
+    runs each variant for one short burst (``MODELS``' last column, ~10 ms;
+    JAX's dispatch on, blocking only at the burst's end), in a shuffled order
+    (seeded), so slow spells of the shared machine hit all variants alike.
+    """
     tx = optax.adam(1e-3)
-    lines = [f"{'model':<10} {'donate':<7} {'raw µs/step':>12} {'ramie µs/step':>14} {'× raw':>7}"]
-    for name, raw, make, loss, xshape, ydim, per_round in MODELS:
+    order = random.Random(0)
+    lines = [
+        f"{'model':<10} {'donate':<7} {'raw µs/step':>12} {'ramie µs/step':>14} {'× raw':>7}"
+        f" {'95% interval':>14} {'A/A':>7}"
+    ]
+    for name, raw, make, loss, xshape, ydim, burst in MODELS:
         x, y = _data(xshape, ydim, loss)
-        pairs = [
-            (raw_variant(raw, tx, donate), ramie_variant(make, loss, tx, donate))
-            for donate in (True, False)
-        ]
-        variants = [v for pair in pairs for v in pair]
-        for v in variants:
+        variants = {}
+        for donate in (True, False):
+            tag = "donated" if donate else "undonated"
+            variants[f"raw {tag}"] = raw_variant(raw, tx, donate)
+            variants[f"ramie {tag}"] = ramie_variant(make, loss, tx, donate)
+            variants[f"raw {tag} (A/A)"] = raw_variant(raw, tx, donate)
+        for v in variants.values():
             v.setup(x, y)
             for _ in range(3):
                 jax.block_until_ready(v(x, y))
-        times: dict[str, list[float]] = {v.name: [] for v in variants}
+        names = list(variants)
+        times: dict[str, list[float]] = {n: [] for n in names}
         gc.collect()
         gc.disable()
         try:
-            for _ in range(rounds):
-                for v in variants:
+            for _ in range(max(int(rounds * _ROUND_SHARE[name]), 5)):
+                order.shuffle(names)
+                for n in names:
+                    v = variants[n]
                     t0 = time.perf_counter()
-                    for _ in range(per_round):
+                    for _ in range(burst):
                         out = v(x, y)
                     jax.block_until_ready(out)
-                    times[v.name].append((time.perf_counter() - t0) / per_round)
+                    times[n].append((time.perf_counter() - t0) / burst)
         finally:
             gc.enable()
-        for donate, (r, m) in zip((True, False), pairs, strict=True):
-            a, b = times[r.name], times[m.name]
-            ratio = statistics.median(q / p for p, q in zip(a, b, strict=True))
+        for tag in ("donated", "undonated"):
+            # Each round's baseline is the mean of its two raw bursts (less noisy than one).
+            r1, r2 = times[f"raw {tag}"], times[f"raw {tag} (A/A)"]
+            a = [(p + q) / 2 for p, q in zip(r1, r2, strict=True)]
+            b = times[f"ramie {tag}"]
+            ratio, lo, hi = median_ci([q / p for p, q in zip(a, b, strict=True)])
+            aa, _, _ = median_ci([q / p for p, q in zip(r1, r2, strict=True)])
             lines.append(
-                f"{name:<10} {donate!s:<7} {statistics.median(a) * 1e6:>12.1f}"
+                f"{name:<10} {str(tag == 'donated'):<7} {statistics.median(a) * 1e6:>12.1f}"
                 f" {statistics.median(b) * 1e6:>14.1f} {ratio:>7.3f}"
+                f" {f'{lo:.3f}-{hi:.3f}':>14} {aa:>7.3f}"
             )
         print(lines[-2], lines[-1], sep="\n", file=sys.stderr, flush=True)
     return "\n".join(lines)
@@ -264,7 +305,7 @@ _ASYNC_MARK = "-- asynchronous loop --"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=600, help="timed rounds per model")
-    parser.add_argument("--rounds", type=int, default=15, help="asynchronous-loop rounds")
+    parser.add_argument("--rounds", type=int, default=300, help="asynchronous-loop rounds")
     parser.add_argument("--async-loop", action="store_true", help="only the async table")
     parser.add_argument("--no-async", action="store_true", help="only the per-call table")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
@@ -303,7 +344,7 @@ def main() -> None:
     print(table)
     async_table = None if args.no_async else _async_table(args.rounds)
     if async_table is not None:
-        print("\nasynchronous loop (dispatch on, block at the end of each round)")
+        print("\nasynchronous loop (dispatch on, shuffled short bursts, block at the end of each)")
         print(async_table)
     if args.write:
         _write("overhead", table)

@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ramie import core
 from ramie.core import extend
@@ -134,3 +136,66 @@ def test_set_values_fast_path_for_variables_only():
     fg = core.flatten(block)
     fg.set_values([jnp.full(3, 7.0), jnp.full(3, 8.0)])
     assert float(block.w.value[0]) == 7.0 and float(block.mean.value[0]) == 8.0
+
+
+# -- FlatGraph.write_at: set_values at recurring positions (issue 16) ----------------
+def test_write_at_writes_only_the_given_positions():
+    net = Net()  # 4 Variables and a raw array: the general (slot) writer
+    fg = core.flatten(net)
+    before = fg.values()
+    positions = (1, 4)
+    fg.write_at(positions, [jnp.full(3, 5.0), jnp.full(2, 9.0)])
+    after = fg.values()
+    np.testing.assert_array_equal(after[1], np.full(3, 5.0))
+    np.testing.assert_array_equal(net.raw, np.full(2, 9.0))
+    assert all(after[i] is before[i] for i in (0, 2, 3))
+
+
+def test_write_at_remembers_a_positions_tuple_by_identity_and_is_bounded():
+    from ramie.core._graph import MAX_WRITERS
+
+    block = Block()  # Variables only: the fast writer
+    fg = core.flatten(block)
+    positions = (1,)
+    for k in range(3):
+        fg.write_at(positions, [jnp.full(3, float(k))])
+        assert float(block.mean.value[0]) == float(k)
+    assert len(fg._writers) == 1
+    # An equal but distinct tuple is another entry; the table never exceeds its bound.
+    for k in range(MAX_WRITERS + 5):
+        fg.write_at(tuple([0]), [jnp.full(3, float(k))])
+        assert float(block.w.value[0]) == float(k)
+        assert len(fg._writers) <= MAX_WRITERS
+
+
+def test_write_at_with_mismatched_lengths_raises_like_set_values():
+    block = Block()
+    fg = core.flatten(block)
+    with pytest.raises(ValueError, match="2 positions but 1 values"):
+        fg.write_at((0, 1), [jnp.zeros(3)])
+    np.testing.assert_array_equal(block.w.value, np.ones(3))  # nothing written
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 4), unique=True, max_size=5), st.booleans())
+def test_write_at_matches_set_values_at_positions(positions, with_raw):
+    def build():
+        return Net() if with_raw else Block()
+
+    a, b = build(), build()
+    fa, fb = core.flatten(a), core.flatten(b)
+    positions = tuple(p for p in positions if p < len(fa.refs))
+    values = [jnp.full(jnp.shape(fa.values()[p]), float(p + 10)) for p in positions]
+    fa.write_at(positions, values)
+    fa.write_at(positions, values)  # the remembered writer gives the same result
+    fb.set_values(values, positions)
+    for x, y in zip(fa.values(), fb.values(), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_sharding_keys_are_read_in_the_order_extend_lists_them():
+    assert extend.SHARDING_KEYS == ("sharding_names", "sharding", "sharding_metadata")
+    for k, key in enumerate(extend.SHARDING_KEYS):
+        later = extend.SHARDING_KEYS[k:]
+        v = core.Param(jnp.ones((2, 3)), **{name: (name, str(i)) for i, name in enumerate(later)})
+        assert core.sharding_names(v) == (key, "0")  # the first key present wins

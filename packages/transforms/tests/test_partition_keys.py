@@ -19,7 +19,9 @@ class Dense(core.Module):
             self.w = core.Param(init, **{spelling: ("embed", "mlp")})
 
 
-@pytest.mark.parametrize("spelling", ["with_partitioning", "sharding_names", "sharding"])
+@pytest.mark.parametrize(
+    "spelling", ["with_partitioning", "sharding_names", "sharding", "sharding_metadata"]
+)
 def test_stacked_layers_name_the_new_axis_under_the_key_core_reads(spelling):
     keys = jax.random.split(jax.random.key(0), 4)
     stack = vmap(lambda k: Dense(k, spelling), transform_metadata={PARTITION_NAME: "layers"})(keys)

@@ -205,6 +205,7 @@ class FlatGraph:
         "_tuple_root",
         "_index",
         "_all_variables",
+        "_writers",
         "__weakref__",
     )
 
@@ -216,6 +217,8 @@ class FlatGraph:
         self._roots = roots
         self._tuple_root = False
         self._index: dict | None = None
+        # id(positions) -> (positions, the leaves at those positions): see ``write_at``.
+        self._writers: dict[int, tuple] = {}
         # Filter predicates -> which State each leaf goes to (for structural filters).
         self.assignments: dict[tuple, tuple] = {}
 
@@ -282,6 +285,26 @@ class FlatGraph:
             else:
                 _VALUE_SET(r, v)
 
+    def write_at(self, positions: tuple[int, ...], values: Sequence) -> None:
+        """``set_values(values, positions)`` for a ``positions`` tuple that recurs.
+
+        The leaves at ``positions`` are looked up once per tuple *object* (kept
+        by identity, at most ``MAX_WRITERS`` per FlatGraph), so a caller that
+        writes the same positions on every call (a jitted train step) pays
+        only for the writes.
+        """
+        entry = self._writers.get(id(positions))
+        if entry is None or entry[0] is not positions:
+            if len(self._writers) >= MAX_WRITERS:
+                self._writers.clear()
+            refs = self.refs
+            entry = (positions, [refs[i] for i in positions])
+            self._writers[id(positions)] = entry
+        if self._all_variables and len(values) == len(positions):
+            _CONSUME(map(_VALUE_SET, entry[1], values))
+        else:
+            self.set_values(values, positions)
+
     def trie(self) -> dict:
         """The leaf positions as a nested dict: ``trie[k0][k1]... == position``."""
         if self._index is None:
@@ -296,6 +319,10 @@ class FlatGraph:
             self._index = root
         return self._index
 
+
+#: How many distinct ``positions`` tuples ``FlatGraph.write_at`` remembers per
+#: FlatGraph; beyond it the remembered ones are dropped and looked up again.
+MAX_WRITERS = 16
 
 #: Flattened structures per root (ids), at most 512; an entry goes when a root dies.
 _CACHE = BoundedCache("structures", 512)

@@ -20,8 +20,10 @@ transformation in three steps:
 A ``FlatGraph`` offers, for that: ``graphdef``, ``paths`` (one key path per
 leaf, the first key the index of the root object when flattening a tuple),
 ``refs`` (per leaf, the Variable, or a slot for a raw array attribute: read it
-with ``leaf(ref)``), ``values()``, ``set_values(values, positions=None)`` and
-``is_current()`` (False once any structure changed since the walk).
+with ``leaf(ref)``), ``values()``, ``set_values(values, positions=None)``,
+``write_at(positions, values)`` (the same for a ``positions`` tuple that recurs:
+its leaves are looked up once) and ``is_current()`` (False once any structure
+changed since the walk).
 
 A transform that compiles (like ``jit``) can pass ``closure_read_hook(fun, name)``
 as ``transform_frame``'s ``on_read``: it warns once per function when the
@@ -71,9 +73,11 @@ from ._capture import closure_read_hook
 from ._containers import version as structure_version
 from ._frames import Frame, current_frame, transform_frame
 from ._graph import FlatGraph, GraphDef, flatten, unflatten
+from ._sharding import SHARDING_ALIASES, SHARDING_KEY
 from ._variables import Variable
 
 __all__ = [
+    "SHARDING_KEYS",
     "FlatGraph",
     "Frame",
     "GraphDef",
@@ -86,6 +90,12 @@ __all__ = [
     "transform_frame",
     "unflatten",
 ]
+
+#: The Variable metadata keys that may hold logical axis names (one per array axis),
+#: in the order ``ramie.core.sharding_names`` reads them: Flax NNX 0.12's
+#: ``sharding_names``, then the spellings read as aliases. A transform that adds an
+#: axis (``vmap``/``scan`` with ``transform_metadata``) updates the key found first.
+SHARDING_KEYS = (SHARDING_KEY, *SHARDING_ALIASES)
 
 
 def leaf(ref: Any) -> Any:

@@ -73,8 +73,8 @@ class Restructured(NamedTuple):
     """The compiled call's result, second item, when values alone do not say it all.
 
     The traced function returns ``(changed, payload)``: ``changed`` the new leaf
-    values (a dict {position: value} of those that changed, or the list of all),
-    ``payload`` the user's output. When the function added Variables (``sow``),
+    values (a ``Written`` of those that changed, ``{}`` when none did, or the
+    list of all), ``payload`` the user's output. When the function added Variables (``sow``),
     returned objects, or the call has shardings, ``changed`` is the list of all
     new values and the payload is wrapped in this (a rare, slower path).
     """
@@ -82,6 +82,28 @@ class Restructured(NamedTuple):
     payload: Any
     graphdef: Any  # the objects' new GraphDef, or None when unchanged
     meta: Any  # ``export``'s marker: None when the output holds no objects
+
+
+class Written:
+    """The new values of some leaves (the compiled call's ``changed``), and their positions.
+
+    A pytree whose positions are static (aux data): the compiled function
+    returns only the values, and each call gets back the *same* ``positions``
+    tuple object from JAX's output structure, so ``FlatGraph.write_at`` finds
+    the leaves to write by identity instead of per call (measured: a dict
+    ``{position: value}`` of 339 leaves cost ~20 µs more per deep-model step).
+    """
+
+    __slots__ = ("positions", "values")
+
+    def __init__(self, positions: tuple[int, ...], values: Sequence):
+        self.positions = positions
+        self.values = values
+
+
+jax.tree_util.register_pytree_node(
+    Written, lambda w: (w.values, w.positions), lambda positions, values: Written(positions, values)
+)
 
 
 class Layout:
@@ -227,14 +249,15 @@ class _Jitted:
         if self.static_argnums or self.static_argnames:
             self._signatures = _AlwaysGeneral()
 
-    # The traced function, with its ``layout`` bound (see _make_jit). Without donation
-    # ``a, b`` are (values, leaves); with it, the donated and the kept such pairs
+    # The traced function, with its ``layout`` bound (see _make_jit). Without donation,
+    # or when exactly the objects' values are donated (argument 0), ``a, b`` are
+    # (values, leaves); with a mixed donation, the donated and the kept such pairs
     # (plain tuples: JAX flattens a NamedTuple argument more slowly on every call).
     #
     # It returns a plain pair ``(changed, payload)`` (see ``Restructured``): JAX
     # rebuilds a plain tuple without calling Python, and the caller unpacks it by name.
     def _inner(self, layout, a, b):
-        if layout.mode == _NO_DONATION:
+        if layout.mode != _DONATE_MIXED:
             values, leaves = a, b
         else:
             values, leaves = _interleave(layout.dmask, a, b)
@@ -257,7 +280,9 @@ class _Jitted:
         )
         if len(keep) == len(values):
             return new_values, traced.payload
-        return {i: new_values[i] for i in keep}, traced.payload
+        if not keep:  # a plain empty dict: JAX rebuilds it without calling Python
+            return {}, traced.payload
+        return Written(keep, [new_values[i] for i in keep]), traced.payload
 
     def _make_jit(self, layout, in_shardings=None, out_shardings=None):
         # One jax.jit per layout, with the layout bound rather than passed as a
@@ -309,9 +334,16 @@ class _Jitted:
                         # arguments out (and re-raises an error of the function itself).
                         pass
                     else:
-                        if type(changed) is dict and not changed:
-                            return payload  # nothing changed (a forward pass): no write
-                        return finish(changed, payload, fg, pick_objs(args))
+                        if type(changed) is dict:  # {}: nothing changed (a forward pass)
+                            return payload
+                        if type(payload) is Restructured:
+                            return finish(changed, payload, fg, pick_objs(args))
+                        # _finish's common case, inlined (one Python call less per step)
+                        if type(changed) is Written:
+                            fg.write_at(changed.positions, changed.values)
+                        else:
+                            fg.set_values(changed)
+                        return payload
             sig = signatures.get(tuple(map(type, args))) if not kwargs else _GENERAL
             if sig is None:
                 sig = signature(args)
@@ -345,10 +377,10 @@ class _Jitted:
     def _finish(changed, payload, fg, objs):
         """Write the compiled call's new values back; return the user's output."""
         if type(payload) is not Restructured:
-            if type(changed) is not dict:
+            if type(changed) is Written:
+                fg.write_at(changed.positions, changed.values)
+            elif type(changed) is not dict:
                 fg.set_values(changed)
-            elif changed:
-                fg.set_values(list(changed.values()), tuple(changed))
             return payload
         if payload.graphdef is None:
             fg.set_values(changed)
@@ -517,10 +549,8 @@ def _partition(dmask: DonationMask, values, leaves) -> tuple[tuple, tuple]:
 
 def _invoker(jitted: Callable, mode: int, dmask: DonationMask | None) -> Callable:
     """``invoke(values, leaves)``: ``jitted`` called with the inputs in its groups."""
-    if mode == _NO_DONATION:
+    if mode != _DONATE_MIXED:  # the values (all donated, or none) and the plain leaves
         return jitted
-    if mode == _DONATE_OBJECTS:
-        return lambda values, leaves: jitted((values, []), ([], leaves))
     dv, kv = _takers(dmask.values)
     dl, kl = _takers(dmask.leaves)
     return lambda values, leaves: jitted((dv(values), dl(leaves)), (kv(values), kl(leaves)))
@@ -566,11 +596,8 @@ def _inner_shardings(in_shardings, fg, objs, spec, dmask):
     values = _axes.leaf_specs(fg, appearances, _leaf_sharding)
     _axes.check_aliasing(fg, objs, spec, appearances, values, _leaf_sharding, "jit", "in_shardings")
     leaves = tuple(s for i, s in enumerate(per_arg) if slots[i] < 0)
-    mode = _mode(dmask)  # the same containers as _Jitted._run passes
-    if mode == _NO_DONATION:
+    if _mode(dmask) != _DONATE_MIXED:  # the same containers as _Jitted._run passes
         return values, leaves
-    if mode == _DONATE_OBJECTS:
-        return (values, []), ([], leaves)
     return _partition(dmask, values, leaves)
 
 

@@ -36,9 +36,10 @@ def _prepared(call: Callable, args: tuple, kwargs: dict) -> tuple:
 
 def _inputs(layout: Any, values: list, leaves: list) -> tuple:
     """The positional arguments of ``layout.jitted`` (donated inputs apart, if any)."""
-    if layout.dmask is None:
+    from ._jit import _DONATE_MIXED, _partition  # (here: _jit imports this module)
+
+    if layout.mode != _DONATE_MIXED:
         return (values, leaves)
-    from ._jit import _partition  # (here: _jit imports this module)
 
     return _partition(layout.dmask, values, leaves)
 

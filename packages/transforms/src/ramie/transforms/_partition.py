@@ -34,10 +34,9 @@ from ramie.core import extend
 
 #: The ``transform_metadata`` key whose value names the mapped axis in ``sharding``.
 PARTITION_NAME = "partition_name"
-#: The Variable metadata keys that may hold logical axis names (one per array
-#: axis), in the order ``ramie.core.sharding_names`` reads them: Flax NNX 0.12's
-#: ``sharding_names`` first, then the spellings core accepts as aliases.
-SHARDING_KEYS = ("sharding_names", "sharding", "sharding_metadata")
+#: The Variable metadata keys that may hold logical axis names, in the order core
+#: reads them (core's list: ``ramie.core.extend.SHARDING_KEYS``).
+SHARDING_KEYS = extend.SHARDING_KEYS
 
 
 def name_of(metadata: Mapping[str, Any] | None) -> Any:
