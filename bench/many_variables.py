@@ -21,8 +21,8 @@ import argparse
 import gc
 import statistics
 import time
-from pathlib import Path
 
+import _results
 import jax
 
 jax.config.update("jax_cpu_enable_async_dispatch", False)
@@ -125,10 +125,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.write:
-        path = Path(__file__).resolve().parent / "RESULTS.md"
-        text = path.read_text()
-        start, end = text.index("<!-- many:start -->"), text.index("<!-- many:end -->")
-        path.write_text(text[:start] + f"<!-- many:start -->\n```\n{table}\n```\n" + text[end:])
+        _results.write_block("many", table)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import _results
+
 VARIANTS = ["raw donated", "ramie donated", "raw undonated", "ramie undonated"]
 
 
@@ -124,10 +126,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.write:
-        path = Path(__file__).resolve().parent / "RESULTS.md"
-        text = path.read_text()
-        start, end = text.index("<!-- memory:start -->"), text.index("<!-- memory:end -->")
-        path.write_text(text[:start] + f"<!-- memory:start -->\n```\n{table}\n```\n" + text[end:])
+        _results.write_block("memory", table)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ from ramie import transforms as rt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _overhead_models as M  # noqa: E402
+import _results  # noqa: E402
 
 from ramie.training import Optimizer  # noqa: E402
 
@@ -347,9 +348,9 @@ def main() -> None:
         print("\nasynchronous loop (dispatch on, shuffled short bursts, block at the end of each)")
         print(async_table)
     if args.write:
-        _write("overhead", table)
+        _results.write_block("overhead", table)
         if async_table is not None:
-            _write("async", async_table)
+            _results.write_block("async", async_table)
 
 
 def _table(rows, fwd) -> str:
@@ -368,15 +369,6 @@ def _table(rows, fwd) -> str:
     for k, t in med.items():
         lines.append(f"{'':<10} {k:<14} {t:>9.1f} {ratio[k]:>7.3f}")
     return "\n".join(lines)
-
-
-def _write(name: str, table: str) -> None:
-    path = Path(__file__).resolve().parent / "RESULTS.md"
-    text = path.read_text()
-    start = text.index(f"<!-- {name}:start -->")
-    end = text.index(f"<!-- {name}:end -->")
-    block = f"<!-- {name}:start -->\n```\n{table}\n```\n"
-    path.write_text(text[:start] + block + text[end:])
 
 
 if __name__ == "__main__":

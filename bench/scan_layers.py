@@ -27,8 +27,8 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
+import _results
 import jax
 
 jax.config.update("jax_cpu_enable_async_dispatch", False)
@@ -202,10 +202,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.write:
-        path = Path(__file__).resolve().parent / "RESULTS.md"
-        text = path.read_text()
-        start, end = text.index("<!-- scan:start -->"), text.index("<!-- scan:end -->")
-        path.write_text(text[:start] + f"<!-- scan:start -->\n```\n{table}\n```\n" + text[end:])
+        _results.write_block("scan", table)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,8 @@ SHARDING_UNKNOWN_AXIS = (
 SHARDING_KEY = "sharding_names"
 #: Other spellings read as the same thing (older and newer Flax NNX releases).
 SHARDING_ALIASES = ("sharding", "sharding_metadata")
+#: Every key read, in order: ``SHARDING_KEY`` first, then the aliases.
+SHARDING_KEYS = (SHARDING_KEY, *SHARDING_ALIASES)
 #: The metadata key of per-Variable rules, which win over the context's.
 RULES_KEY = "sharding_rules"
 
@@ -65,7 +67,7 @@ def sharding_names(variable: Variable) -> tuple | None:
     ('embed', 'mlp')
     """
     md = variable._metadata
-    for key in (SHARDING_KEY, *SHARDING_ALIASES):
+    for key in SHARDING_KEYS:
         names = md.get(key)
         if names is not None:
             if isinstance(names, (NamedSharding, PartitionSpec)):

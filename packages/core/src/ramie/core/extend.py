@@ -73,7 +73,7 @@ from ._capture import closure_read_hook
 from ._containers import version as structure_version
 from ._frames import Frame, current_frame, transform_frame
 from ._graph import FlatGraph, GraphDef, flatten, unflatten
-from ._sharding import SHARDING_ALIASES, SHARDING_KEY
+from ._sharding import SHARDING_KEYS as _SHARDING_KEYS
 from ._variables import Variable
 
 __all__ = [
@@ -95,7 +95,7 @@ __all__ = [
 #: in the order ``ramie.core.sharding_names`` reads them: Flax NNX 0.12's
 #: ``sharding_names``, then the spellings read as aliases. A transform that adds an
 #: axis (``vmap``/``scan`` with ``transform_metadata``) updates the key found first.
-SHARDING_KEYS = (SHARDING_KEY, *SHARDING_ALIASES)
+SHARDING_KEYS = _SHARDING_KEYS
 
 
 def leaf(ref: Any) -> Any:
