@@ -182,3 +182,112 @@ def test_donating_object_leaves_deletes_the_old_buffers_and_keeps_keys():
     step(m, jnp.array(2.0))
     assert old.is_deleted() and float(m.total.value) == 2.0
     assert not key_before.is_deleted() and m.rngs.params.key.value is key_before
+
+
+# -- the kept list of leaf values (core's _valuecache) under jit -------------------
+class Two(core.Module):
+    def __init__(self):
+        self.a = core.Variable(jnp.zeros(()))
+        self.b = core.Variable(jnp.zeros(()))
+
+
+class Both(core.Module):
+    def __init__(self):
+        self.left = Two()
+        self.right = Two()
+
+
+@jit
+def _all_step(m):  # writes every leaf: the fast path keeps the list it wrote
+    for t in (m.left, m.right):
+        t.a.value = t.a.value * 2 + 1
+        t.b.value = t.b.value + t.a.value
+
+
+@jit
+def _one_step(m):  # writes one leaf of four: the kept list is patched
+    m.right.b.value = m.right.b.value - 3
+
+
+@jit
+def _sub_step(t):  # another graph over half of the same Variables
+    t.a.value = t.a.value + 10
+
+
+@jit
+def _read(m):
+    return [m.left.a.value, m.left.b.value, m.right.a.value, m.right.b.value]
+
+
+def _reference(op, ref, k):
+    if op == "all":
+        for i in (0, 2):
+            ref[i] = ref[i] * 2 + 1
+            ref[i + 1] = ref[i + 1] + ref[i]
+    elif op == "one":
+        ref[3] -= 3
+    elif op == "sub":
+        ref[0] += 10
+    elif op == "set":
+        ref[k] = 100.0 + k
+    elif op == "update":
+        ref[2] = -1.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["all", "one", "sub", "set", "update", "read"]), st.integers(0, 3)
+        ),
+        max_size=20,
+    )
+)
+def test_jitted_steps_never_see_a_stale_kept_list(ops):
+    """Steps that write all or some leaves, another graph's step, eager writes, update."""
+    m = Both()
+    variables = [m.left.a, m.left.b, m.right.a, m.right.b]
+    ref = [0.0, 0.0, 0.0, 0.0]
+    for op, k in ops:
+        if op == "all":
+            _all_step(m)
+        elif op == "one":
+            _one_step(m)
+        elif op == "sub":
+            _sub_step(m.left)
+        elif op == "set":
+            variables[k].value = jnp.array(100.0 + k)
+        elif op == "update":
+            core.update(m, {"right": {"a": jnp.array(-1.0)}})
+        _reference(op, ref, k)
+        assert [float(v) for v in _read(m)] == ref
+        assert [float(v.value) for v in variables] == ref
+
+
+def test_a_write_from_another_thread_during_training_is_not_lost():
+    """A trainer thread writes one leaf each step; another thread sets a leaf it only reads."""
+    import threading
+
+    m = Both()
+
+    @jit
+    def step(m):
+        m.left.a.value = m.left.a.value + m.right.b.value * 0 + 1
+
+    writes = 300
+
+    def trainer():
+        for _ in range(writes):
+            step(m)
+
+    def writer():
+        for k in range(writes):
+            m.right.b.value = jnp.array(float(k))
+
+    threads = [threading.Thread(target=trainer), threading.Thread(target=writer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert float(m.left.a.value) == writes
+    assert [float(v) for v in _read(m)][2:] == [0.0, writes - 1.0]

@@ -109,6 +109,7 @@ _LAYERS = (
     "_nodes",  # graph node records
     "_reprs",  # repr hooks, filled in by _display
     "_frames",  # per-thread transform frames
+    "_valuecache",  # when a FlatGraph's kept list of leaf values is still true
     # rules for what a Module may hold
     "_statics",  # static (non-array) attribute values
     "_markers",  # data(...) / static(...) markers, Data[...] / Static[...] annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import _codegen, _errors
+from . import _codegen, _errors, _valuecache
 from ._caches import BoundedCache
 from ._filters import Filter, check_everything_last, filter_name, is_structural, to_predicate
 from ._graph import GraphDef, _Slot, flatten, leaf_kind, leaf_nodes, unflatten
@@ -242,6 +242,13 @@ def update(obj: Any, state: Mapping, /, *states: Mapping) -> None:
     >>> float(m.w.value.sum())
     0.0
     """
+    try:
+        _update(obj, state, states)
+    finally:
+        _valuecache.written()  # the leaves were written here, not through a FlatGraph
+
+
+def _update(obj: Any, state: Mapping, states: tuple) -> None:
     fg = flatten(obj)
     refs = fg.refs
     if not states:

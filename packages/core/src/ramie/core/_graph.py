@@ -19,7 +19,7 @@ from typing import Any
 
 import jax
 
-from . import _codegen, _containers, _errors, _frames, _nodes, _reprs, _statics
+from . import _codegen, _containers, _errors, _frames, _nodes, _reprs, _statics, _valuecache
 from ._caches import BoundedCache
 from ._codegen import ARRAY as _ARRAY
 from ._codegen import DICT as _DICT
@@ -39,6 +39,8 @@ _KINDS = BoundedCache("node kinds", 1024)
 _VALUE_SET = Variable.__dict__["_value"].__set__
 _GET_VALUE = operator.attrgetter("_value")  # Variables' slot and _Slot's property alike
 _CONSUME = collections.deque(maxlen=0).extend  # run an iterator for its side effects
+_draw = _valuecache.draw
+_KEEPERS = _valuecache.KEEPERS
 
 
 def _kind_of(t: type) -> int:
@@ -206,6 +208,8 @@ class FlatGraph:
         "_index",
         "_all_variables",
         "_writers",
+        "_cache",
+        "_stamp",
         "__weakref__",
     )
 
@@ -219,6 +223,10 @@ class FlatGraph:
         self._index: dict | None = None
         # id(positions) -> (positions, the leaves at those positions): see ``write_at``.
         self._writers: dict[int, tuple] = {}
+        # The leaf values as last read or written here, and the ticket that says since
+        # when they are true (see _valuecache).
+        self._cache: list | None = None
+        self._stamp = 0
         # Filter predicates -> which State each leaf goes to (for structural filters).
         self.assignments: dict[tuple, tuple] = {}
 
@@ -232,7 +240,40 @@ class FlatGraph:
 
     def values(self) -> list:
         """The current value of every leaf (Variables unwrapped), in ``paths`` order."""
-        return list(map(_GET_VALUE, self.refs))
+        return list(self._kept() or self._read())
+
+    def current_values(self) -> list | None:
+        """``values()`` for a call, or None when the structure changed since the walk.
+
+        The list may be the one this graph keeps (see ``_valuecache``): pass it
+        on, never change it. A jitted step that reads and writes the same
+        leaves every call then reads none of them from the Variables.
+        """
+        if self.version != _containers._VERSION[0]:
+            return None
+        return self._kept() or self._read()
+
+    def _kept(self) -> list | None:
+        """The list this graph keeps, if nothing was written since it was made."""
+        cache = self._cache
+        if cache is not None:
+            ticket = _draw()
+            if ticket == self._stamp + 1:
+                self._stamp = ticket
+                return cache
+            self._cache = None
+        return None
+
+    def _read(self) -> list:
+        if not self._all_variables:
+            return list(map(_GET_VALUE, self.refs))
+        first = _draw()
+        values = list(map(_GET_VALUE, self.refs))
+        last = _draw()
+        if last == first + 1:
+            self._cache, self._stamp = values, last
+            _valuecache.keep(self)
+        return values
 
     def leaves(self) -> list:
         """Every leaf as a State would hold it: Variable copies and raw arrays."""
@@ -270,20 +311,23 @@ class FlatGraph:
                 raise ValueError(
                     f"set_values(): {len(positions)} positions but {len(values)} values"
                 )
-            refs = [refs[i] for i in positions]
             if self._all_variables:
-                _CONSUME(map(_VALUE_SET, refs, values))
+                self._write([refs[i] for i in positions], values, positions)
                 return
-        if len(values) != len(refs):
+            refs = [refs[i] for i in positions]
+        elif len(values) != len(refs):
             raise ValueError(f"set_values(): expected {len(refs)} values, got {len(values)}")
         if self._all_variables:
-            _CONSUME(map(_VALUE_SET, refs, values))
+            self._write(refs, values, None)
             return
-        for r, v in zip(refs, values, strict=True):
-            if type(r) is _Slot:
-                r.set(v)
-            else:
-                _VALUE_SET(r, v)
+        try:
+            for r, v in zip(refs, values, strict=True):
+                if type(r) is _Slot:
+                    r.set(v)
+                else:
+                    _VALUE_SET(r, v)
+        finally:
+            _valuecache.written()
 
     def write_at(self, positions: tuple[int, ...], values: Sequence) -> None:
         """``set_values(values, positions)`` for a ``positions`` tuple that recurs.
@@ -301,9 +345,40 @@ class FlatGraph:
             entry = (positions, [refs[i] for i in positions])
             self._writers[id(positions)] = entry
         if self._all_variables and len(values) == len(positions):
-            _CONSUME(map(_VALUE_SET, entry[1], values))
+            self._write(entry[1], values, positions)
         else:
             self.set_values(values, positions)
+
+    def _write(self, refs: list, values: Sequence, positions: Sequence[int] | None) -> None:
+        """Write ``values`` into the Variables ``refs`` (all leaves, or those at ``positions``).
+
+        Keeps the values written as this graph's list (patched into the list it
+        kept, for some positions) when no other write finished meanwhile, and
+        forgets every other graph's list (see ``_valuecache``).
+        """
+        before = self._kept() if positions is not None else None
+        first = _draw()
+        try:
+            _CONSUME(map(_VALUE_SET, refs, values))
+        finally:
+            last = _draw()
+            cache = None
+            if last == first + 1:
+                if positions is None:
+                    cache = list(values)
+                elif before is not None and first == self._stamp + 1:
+                    cache = before.copy()
+                    _CONSUME(map(cache.__setitem__, positions, values))
+            kept = self._cache is not None  # so this graph is among the keepers already
+            self._cache, self._stamp = cache, last
+            if cache is None:
+                if _KEEPERS:
+                    _valuecache.forget_others(self)
+            else:
+                if not kept:
+                    _valuecache.keep(self)
+                if len(_KEEPERS) > 1:
+                    _valuecache.forget_others(self)
 
     def trie(self) -> dict:
         """The leaf positions as a nested dict: ``trie[k0][k1]... == position``."""

@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import _containers, _errors, _frames, _plainjax, _reprs
+from . import _containers, _errors, _frames, _plainjax, _reprs, _valuecache
 from ._caches import BoundedCache
 
 _MISSING = object()
@@ -161,6 +161,7 @@ class Variable:
             if frame is not None and id(self) not in frame.owned:
                 _captured_mutation(self, new, frame.name)
         object.__setattr__(self, "_value", new)
+        _valuecache.written()
 
     # -- metadata ----------------------------------------------------------
     @property
@@ -263,6 +264,8 @@ class Variable:
     def __setattr__(self, name: str, item: Any) -> None:
         if name in _OWN:
             object.__setattr__(self, name, item)
+            if name == "_value":  # ``value`` goes through its setter, which says so itself
+                _valuecache.written()
             return
         _check_hashable(name, item)
         object.__setattr__(self, "_metadata", {**self._metadata, name: item})
