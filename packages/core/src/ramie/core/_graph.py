@@ -255,13 +255,18 @@ class FlatGraph:
 
     def _kept(self) -> list | None:
         """The list this graph keeps, if nothing was written since it was made."""
+        if self._cache is None:
+            return None
+        # Ticket, then stamp, then list: the writers store the list before the stamp, so
+        # a stamp that is current here comes with its own list (another thread may be
+        # storing both right now).
+        ticket = _draw()
+        stamp = self._stamp
         cache = self._cache
-        if cache is not None:
-            ticket = _draw()
-            if ticket == self._stamp + 1:
-                self._stamp = ticket
-                return cache
-            self._cache = None
+        if cache is not None and ticket == stamp + 1:
+            self._stamp = ticket
+            return cache
+        self._cache = None
         return None
 
     def _read(self) -> list:
@@ -271,7 +276,8 @@ class FlatGraph:
         values = list(map(_GET_VALUE, self.refs))
         last = _draw()
         if last == first + 1:
-            self._cache, self._stamp = values, last
+            self._cache = values  # the list before the stamp (see _kept)
+            self._stamp = last
             _valuecache.keep(self)
         return values
 
@@ -370,7 +376,8 @@ class FlatGraph:
                     cache = before.copy()
                     _CONSUME(map(cache.__setitem__, positions, values))
             kept = self._cache is not None  # so this graph is among the keepers already
-            self._cache, self._stamp = cache, last
+            self._cache = cache  # the list before the stamp (see _kept)
+            self._stamp = last
             if cache is None:
                 if _KEEPERS:
                     _valuecache.forget_others(self)
