@@ -252,7 +252,16 @@ class FlatGraph:
         """
         if self.version != _VERSION[0]:
             return None
-        return self._kept() or self._read()
+        cache = self._cache
+        if cache is not None:  # _kept(), inlined: this runs on every jitted step
+            ticket = _draw()
+            stamp = self._stamp
+            cache = self._cache
+            if cache is not None and ticket == stamp + 1:
+                self._stamp = ticket
+                return cache
+            self._cache = None
+        return self._read()
 
     def _kept(self) -> list | None:
         """The list this graph keeps, if nothing was written since it was made."""
@@ -357,10 +366,21 @@ class FlatGraph:
         else:
             self.set_values(values, positions)
 
+    def write_all(self, values: list) -> None:
+        """``set_values(values)`` that keeps ``values`` itself as this graph's list.
+
+        For a caller that hands the list over (a jitted step's fresh output):
+        it must not change it afterwards. Saves copying it on every call.
+        """
+        if self._all_variables and type(values) is list and len(values) == len(self.refs):
+            self._write_all(values, values)
+        else:
+            self.set_values(values)
+
     # Writing an all-Variable graph's own leaves keeps the values written as its list
     # when no other write finished meanwhile (two consecutive tickets around the write),
     # and forgets every other graph's list (see _valuecache).
-    def _write_all(self, values: Sequence) -> None:
+    def _write_all(self, values: Sequence, keep: list | None = None) -> None:
         first = _draw()
         try:
             _CONSUME(map(_VALUE_SET, self.refs, values))
@@ -368,7 +388,13 @@ class FlatGraph:
             self._keep(None, _draw())
             raise
         last = _draw()
-        self._keep(list(values) if last == first + 1 else None, last)
+        if last != first + 1:
+            self._keep(None, last)
+        elif self._cache is not None and len(_KEEPERS) == 1:  # _keep's common case, inlined
+            self._cache = list(values) if keep is None else keep  # the list before the stamp
+            self._stamp = last
+        else:
+            self._keep(list(values) if keep is None else keep, last)
 
     def _write_some(self, refs: list, values: Sequence, positions: Sequence[int]) -> None:
         """Write ``values`` into the Variables ``refs``, the leaves at ``positions``."""

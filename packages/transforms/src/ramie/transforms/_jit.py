@@ -350,8 +350,8 @@ class _Jitted:
                         # _finish's common case, inlined (one Python call less per step)
                         if type(changed) is Written:
                             fg.write_at(changed.positions, changed.values)
-                        else:
-                            fg.set_values(changed)
+                        else:  # JAX's fresh list of every new value: handed over
+                            fg.write_all(changed)
                         return payload
             sig = signatures.get(tuple(map(type, args))) if not kwargs else _GENERAL
             if sig is None:
