@@ -126,6 +126,23 @@ def test_own_writes_keep_the_list_and_positions_patch_it():
     assert float(m.a.value[0]) == 4.0 and float(m.b.value[0]) == 3.0
 
 
+def test_write_all_keeps_the_list_it_is_handed_and_copies_anything_else():
+    m = Pair()
+    fg = extend.flatten(m)
+    handed = [jnp.ones(2), jnp.full(2, 2.0)]
+    fg.write_all(handed)
+    assert fg.current_values() is handed
+    assert float(m.a.value[0]) == 1.0 and float(m.b.value[0]) == 2.0
+    fg.write_all(handed)  # again, with the list already kept
+    assert fg.current_values() is handed
+    as_tuple = (jnp.full(2, 3.0), jnp.full(2, 4.0))
+    fg.write_all(as_tuple)  # not a list: kept as a list copy, so calls see one type
+    kept = fg.current_values()
+    assert type(kept) is list and _as_list(kept) == [[3.0, 3.0], [4.0, 4.0]]
+    with pytest.raises(ValueError, match="expected 2 values, got 1"):
+        fg.write_all([jnp.zeros(2)])
+
+
 def test_graphs_sharing_variables_forget_each_others_lists():
     outer = Outer()
     whole, part = extend.flatten(outer), extend.flatten(outer.left)
@@ -217,7 +234,8 @@ WRITERS = {
     ("_api", "_update"): "update() calls written() after it, in a finally",
     ("_api", "_write_leaf"): "only called by _update",
     ("_graph", "FlatGraph.set_values"): "calls written() after a raw-slot write",
-    ("_graph", "FlatGraph._write"): "draws tickets around the write (own list)",
+    ("_graph", "FlatGraph._write_all"): "draws tickets around the write (own list)",
+    ("_graph", "FlatGraph._write_some"): "draws tickets around the write (own list)",
     ("_codegen", "states_builder"): "generated code fills new Variables",
     ("_codegen", "object_builder.expr"): "generated code fills new Variables",
 }

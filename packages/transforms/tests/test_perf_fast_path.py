@@ -197,11 +197,14 @@ class Both(core.Module):
         self.right = Two()
 
 
-@jit
-def _all_step(m):  # writes every leaf: the fast path keeps the list it wrote
+def _all_body(m):  # writes every leaf: the fast path keeps the list JAX returned
     for t in (m.left, m.right):
         t.a.value = t.a.value * 2 + 1
         t.b.value = t.b.value + t.a.value
+
+
+_all_step = jit(_all_body)
+_all_step_donated = jit(_all_body, donate_argnums=0)
 
 
 @jit
@@ -220,7 +223,7 @@ def _read(m):
 
 
 def _reference(op, ref, k):
-    if op == "all":
+    if op in ("all", "all_donated"):
         for i in (0, 2):
             ref[i] = ref[i] * 2 + 1
             ref[i + 1] = ref[i + 1] + ref[i]
@@ -238,7 +241,8 @@ def _reference(op, ref, k):
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["all", "one", "sub", "set", "update", "read"]), st.integers(0, 3)
+            st.sampled_from(["all", "all_donated", "one", "sub", "set", "update", "read"]),
+            st.integers(0, 3),
         ),
         max_size=20,
     )
@@ -251,6 +255,8 @@ def test_jitted_steps_never_see_a_stale_kept_list(ops):
     for op, k in ops:
         if op == "all":
             _all_step(m)
+        elif op == "all_donated":
+            _all_step_donated(m)
         elif op == "one":
             _one_step(m)
         elif op == "sub":

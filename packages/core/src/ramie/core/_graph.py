@@ -41,6 +41,7 @@ _GET_VALUE = operator.attrgetter("_value")  # Variables' slot and _Slot's proper
 _CONSUME = collections.deque(maxlen=0).extend  # run an iterator for its side effects
 _draw = _valuecache.draw
 _KEEPERS = _valuecache.KEEPERS
+_VERSION = _containers._VERSION  # [the current structure version]
 
 
 def _kind_of(t: type) -> int:
@@ -249,9 +250,18 @@ class FlatGraph:
         on, never change it. A jitted step that reads and writes the same
         leaves every call then reads none of them from the Variables.
         """
-        if self.version != _containers._VERSION[0]:
+        if self.version != _VERSION[0]:
             return None
-        return self._kept() or self._read()
+        cache = self._cache
+        if cache is not None:  # _kept(), inlined: this runs on every jitted step
+            ticket = _draw()
+            stamp = self._stamp
+            cache = self._cache
+            if cache is not None and ticket == stamp + 1:
+                self._stamp = ticket
+                return cache
+            self._cache = None
+        return self._read()
 
     def _kept(self) -> list | None:
         """The list this graph keeps, if nothing was written since it was made."""
@@ -312,20 +322,21 @@ class FlatGraph:
         other leaves are left alone.
         """
         refs = self.refs
-        if positions is not None:
+        if positions is None:
+            if len(values) != len(refs):
+                raise ValueError(f"set_values(): expected {len(refs)} values, got {len(values)}")
+            if self._all_variables:
+                self._write_all(values)
+                return
+        else:
             if len(values) != len(positions):
                 raise ValueError(
                     f"set_values(): {len(positions)} positions but {len(values)} values"
                 )
             if self._all_variables:
-                self._write([refs[i] for i in positions], values, positions)
+                self._write_some([refs[i] for i in positions], values, positions)
                 return
             refs = [refs[i] for i in positions]
-        elif len(values) != len(refs):
-            raise ValueError(f"set_values(): expected {len(refs)} values, got {len(values)}")
-        if self._all_variables:
-            self._write(refs, values, None)
-            return
         try:
             for r, v in zip(refs, values, strict=True):
                 if type(r) is _Slot:
@@ -351,41 +362,64 @@ class FlatGraph:
             entry = (positions, [refs[i] for i in positions])
             self._writers[id(positions)] = entry
         if self._all_variables and len(values) == len(positions):
-            self._write(entry[1], values, positions)
+            self._write_some(entry[1], values, positions)
         else:
             self.set_values(values, positions)
 
-    def _write(self, refs: list, values: Sequence, positions: Sequence[int] | None) -> None:
-        """Write ``values`` into the Variables ``refs`` (all leaves, or those at ``positions``).
+    def write_all(self, values: list) -> None:
+        """``set_values(values)`` that keeps ``values`` itself as this graph's list.
 
-        Keeps the values written as this graph's list (patched into the list it
-        kept, for some positions) when no other write finished meanwhile, and
-        forgets every other graph's list (see ``_valuecache``).
+        For a caller that hands the list over (a jitted step's fresh output):
+        it must not change it afterwards. Saves copying it on every call.
         """
-        before = self._kept() if positions is not None else None
+        if self._all_variables and type(values) is list and len(values) == len(self.refs):
+            self._write_all(values, values)
+        else:
+            self.set_values(values)
+
+    # Writing an all-Variable graph's own leaves keeps the values written as its list
+    # when no other write finished meanwhile (two consecutive tickets around the write),
+    # and forgets every other graph's list (see _valuecache).
+    def _write_all(self, values: Sequence, keep: list | None = None) -> None:
+        first = _draw()
+        try:
+            _CONSUME(map(_VALUE_SET, self.refs, values))
+        except BaseException:
+            self._keep(None, _draw())
+            raise
+        last = _draw()
+        if last != first + 1:
+            self._keep(None, last)
+        elif self._cache is not None and len(_KEEPERS) == 1:  # _keep's common case, inlined
+            self._cache = list(values) if keep is None else keep  # the list before the stamp
+            self._stamp = last
+        else:
+            self._keep(list(values) if keep is None else keep, last)
+
+    def _write_some(self, refs: list, values: Sequence, positions: Sequence[int]) -> None:
+        """Write ``values`` into the Variables ``refs``, the leaves at ``positions``."""
+        before = self._kept()
         first = _draw()
         try:
             _CONSUME(map(_VALUE_SET, refs, values))
-        finally:
-            last = _draw()
-            cache = None
-            if last == first + 1:
-                if positions is None:
-                    cache = list(values)
-                elif before is not None and first == self._stamp + 1:
-                    cache = before.copy()
-                    _CONSUME(map(cache.__setitem__, positions, values))
-            kept = self._cache is not None  # so this graph is among the keepers already
-            self._cache = cache  # the list before the stamp (see _kept)
-            self._stamp = last
-            if cache is None:
-                if _KEEPERS:
-                    _valuecache.forget_others(self)
-            else:
-                if not kept:
-                    _valuecache.keep(self)
-                if len(_KEEPERS) > 1:
-                    _valuecache.forget_others(self)
+        except BaseException:
+            self._keep(None, _draw())
+            raise
+        last = _draw()
+        cache = None
+        if last == first + 1 and before is not None and first == self._stamp + 1:
+            cache = before.copy()  # a list handed out is never changed
+            _CONSUME(map(cache.__setitem__, positions, values))
+        self._keep(cache, last)
+
+    def _keep(self, cache: list | None, stamp: int) -> None:
+        kept = self._cache is not None  # so this graph is among the keepers already
+        self._cache = cache  # the list before the stamp (see _kept)
+        self._stamp = stamp
+        if cache is not None and not kept:
+            _valuecache.keep(self)
+        if len(_KEEPERS) > (cache is not None):
+            _valuecache.forget_others(self)
 
     def trie(self) -> dict:
         """The leaf positions as a nested dict: ``trie[k0][k1]... == position``."""

@@ -22,12 +22,14 @@ leaf, the first key the index of the root object when flattening a tuple),
 ``refs`` (per leaf, the Variable, or a slot for a raw array attribute: read it
 with ``leaf(ref)``), ``values()``, ``set_values(values, positions=None)``,
 ``write_at(positions, values)`` (the same for a ``positions`` tuple that recurs:
-its leaves are looked up once), ``is_current()`` (False once any structure
-changed since the walk) and ``current_values()`` (``values()`` for a per-call
-fast path, or None once the structure changed: the list may be shared, so pass
-it on and never change it. A graph keeps the list it last read or wrote and
-hands it out until any Variable's value is written elsewhere, so a step that
-reads and writes the same leaves every call reads none from the Variables).
+its leaves are looked up once), ``write_all(values)`` (``set_values`` that keeps
+the list it is handed as the graph's values: never change it afterwards),
+``is_current()`` (False once any structure changed since the walk) and
+``current_values()`` (``values()`` for a per-call fast path, or None once the
+structure changed: the list may be shared, so pass it on and never change it. A
+graph keeps the list it last read or wrote and hands it out until any Variable's
+value is written elsewhere, so a step that reads and writes the same leaves every
+call reads none from the Variables).
 
 A transform that compiles (like ``jit``) can pass ``closure_read_hook(fun, name)``
 as ``transform_frame``'s ``on_read``: it warns once per function when the
