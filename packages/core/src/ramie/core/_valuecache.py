@@ -23,8 +23,11 @@ increase in the order they are drawn; no lock):
 
 A write that races with a use either draws before the use's ticket (so the
 use refuses the list) or after it (so the use is ordered before the write).
+A graph stores its list before its stamp, and a use reads its ticket, then the
+stamp, then the list, so a current stamp never comes with an older list.
 Other graphs' reads and writes also draw tickets; they only cost the next use
-a fresh read.
+a fresh read (two threads stepping two models at once rarely keep a list, and
+read their leaves every call, as before this cache).
 
 Memory: a list that can no longer be used would still hold the arrays it had
 (after ``update(model, restored)``, the old parameters). So writes also

@@ -1,10 +1,11 @@
 """``jit``: jax.jit for functions of ramie objects, at the per-call cost of jax.jit.
 
 Per call, on the fast path (positional arguments that are ramie objects or
-arrays): one cached ``flatten`` lookup of the argument objects, a list of
-their leaf values, the compiled call, and the new values written back into
-the same Variables. The graph is walked, and the function traced, only when
-the structure of the arguments changes.
+arrays): the last call's objects recognised by id, the list of their leaf
+values (the one the last call wrote, while no Variable was written since:
+``FlatGraph.current_values``), the compiled call, and the new values written
+back into the same Variables. The graph is walked, and the function traced,
+only when the structure of the arguments changes.
 """
 
 from __future__ import annotations
