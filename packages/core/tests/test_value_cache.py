@@ -234,7 +234,7 @@ WRITERS = {
     ("_api", "_update"): "update() calls written() after it, in a finally",
     ("_api", "_write_leaf"): "only called by _update",
     ("_flatgraph", "FlatGraph.set_values"): "calls written() after a raw-slot write",
-    ("_flatgraph", "FlatGraph._write_all"): "draws tickets around the write (own list)",
+    ("_flatgraph", "FlatGraph.write_all"): "draws tickets around the write (own list)",
     ("_flatgraph", "FlatGraph._write_some"): "draws tickets around the write (own list)",
     ("_codegen", "states_builder"): "generated code fills new Variables",
     ("_codegen", "object_builder.expr"): "generated code fills new Variables",
