@@ -152,7 +152,7 @@ def test_write_at_writes_only_the_given_positions():
 
 
 def test_write_at_remembers_a_positions_tuple_by_identity_and_is_bounded():
-    from ramie.core._graph import MAX_WRITERS
+    from ramie.core._flatgraph import MAX_WRITERS
 
     block = Block()  # Variables only: the fast writer
     fg = core.flatten(block)

@@ -233,9 +233,9 @@ WRITERS = {
     ("_variables", "_register.unflatten"): "a new Variable (pytree unflatten)",
     ("_api", "_update"): "update() calls written() after it, in a finally",
     ("_api", "_write_leaf"): "only called by _update",
-    ("_graph", "FlatGraph.set_values"): "calls written() after a raw-slot write",
-    ("_graph", "FlatGraph._write_all"): "draws tickets around the write (own list)",
-    ("_graph", "FlatGraph._write_some"): "draws tickets around the write (own list)",
+    ("_flatgraph", "FlatGraph.set_values"): "calls written() after a raw-slot write",
+    ("_flatgraph", "FlatGraph.write_all"): "draws tickets around the write (own list)",
+    ("_flatgraph", "FlatGraph._write_some"): "draws tickets around the write (own list)",
     ("_codegen", "states_builder"): "generated code fills new Variables",
     ("_codegen", "object_builder.expr"): "generated code fills new Variables",
 }

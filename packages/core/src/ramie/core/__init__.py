@@ -63,8 +63,9 @@ from ._filters import (
     to_predicate,
 )
 from ._filters import Any_ as Any
+from ._flatgraph import GraphDef
 from ._functional import Functional, functional
-from ._graph import GraphDef, flatten, unflatten
+from ._graph import flatten, unflatten
 from ._graph_utils import (
     as_abstract,
     call,
@@ -123,6 +124,7 @@ _LAYERS = (
     "_rngs",
     # graphs: flatten / unflatten and their checks
     "_codegen",
+    "_flatgraph",  # GraphDef, FlatGraph: reading and writing leaves without a walk
     "_graph",
     "_capture",
     "_diff",

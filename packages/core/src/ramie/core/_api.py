@@ -13,7 +13,8 @@ from typing import Any
 from . import _codegen, _errors, _valuecache
 from ._caches import BoundedCache
 from ._filters import Filter, check_everything_last, filter_name, is_structural, to_predicate
-from ._graph import GraphDef, _Slot, flatten, leaf_kind, leaf_nodes, unflatten
+from ._flatgraph import GraphDef, _Slot, leaf_kind, leaf_nodes
+from ._graph import flatten, unflatten
 from ._module import Module
 from ._state import GraphState, State, _flat_of
 from ._variables import Variable, _set_value, _snapshot, check_leaf

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from ._errors import format_path
-from ._graph import GraphDef
+from ._flatgraph import GraphDef
 from ._nodes import ARRAY, DICT, LIST, MODULE, REF, STATIC, TUPLE, VAR, children
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._api import merge, split
-from ._graph import GraphDef
+from ._flatgraph import GraphDef
 from ._state import State
 
 

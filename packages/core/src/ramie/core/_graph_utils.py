@@ -16,11 +16,12 @@ from typing import Any
 
 import jax
 
-from . import _errors, _graph
+from . import _errors, _flatgraph
 from ._api import merge, pop, split, state
+from ._codegen import rebuild_tuple as _rebuild_tuple
 from ._containers import Dict, List
 from ._filters import Filter, to_predicate
-from ._graph import GraphDef
+from ._flatgraph import GraphDef
 from ._module import _SET_TRACKED, Module
 from ._state import GraphState, State, _flat_of, insert
 from ._variables import Intermediate, Variable
@@ -117,7 +118,7 @@ def copy_structure(node: Any) -> Any:
             memo[id(x)] = new_dict
             builtins.dict.update(new_dict, {k: copy(v) for k, v in x.items()})
             return new_dict
-        return _graph._rebuild_tuple(type(x), [copy(v) for v in x])
+        return _rebuild_tuple(type(x), [copy(v) for v in x])
 
     return copy(node)
 
@@ -132,7 +133,7 @@ def _set_child(parent: Any, key: Any, value: Any) -> Any:
     else:
         items = list(parent)
         items[key] = value
-        return _graph._rebuild_tuple(type(parent), items)
+        return _rebuild_tuple(type(parent), items)
     return parent
 
 
@@ -377,7 +378,7 @@ def apply(graphdef: GraphDef, state: Mapping, /, *states: Mapping) -> _PureCall:
     return _PureCall(graphdef, (state, *states))
 
 
-_graph.APPLY[0] = apply
+_flatgraph.APPLY[0] = apply
 
 
 def call(graphdef_state: tuple, /) -> _PureCall:

@@ -22,11 +22,11 @@ from typing import Any
 
 import jax
 
-from . import _graph, _module
+from . import _flatgraph, _graph, _module
 from ._caches import BoundedCache
 from ._module import Module
 
-_Slot = _graph._Slot  # noqa: SLF001 - the raw-array leaf slot of a FlatGraph
+_Slot = _flatgraph._Slot  # noqa: SLF001 - the raw-array leaf slot of a FlatGraph
 
 
 class PathKey:
@@ -68,14 +68,14 @@ class PathKey:
 _KEYS = BoundedCache("pytree keys", 1024)
 
 
-def _keys(graphdef: _graph.GraphDef) -> tuple:
+def _keys(graphdef: _flatgraph.GraphDef) -> tuple:
     keys = _KEYS.get(graphdef)
     if keys is None:
         keys = _KEYS.put(graphdef, tuple(PathKey(p) for p in graphdef.paths))
     return keys
 
 
-def _children(fg: _graph.FlatGraph) -> tuple:
+def _children(fg: _flatgraph.FlatGraph) -> tuple:
     refs = fg.refs
     return tuple(r._value if type(r) is _Slot else r for r in refs)
 
@@ -90,7 +90,7 @@ def _flatten_with_keys(obj: Module) -> tuple:
     return tuple(zip(_keys(fg.graphdef), _children(fg), strict=True)), fg.graphdef
 
 
-def _unflatten(graphdef: _graph.GraphDef, children) -> Module:
+def _unflatten(graphdef: _flatgraph.GraphDef, children) -> Module:
     return _graph.unflatten(graphdef, list(children))
 
 

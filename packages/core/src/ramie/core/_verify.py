@@ -16,27 +16,26 @@ import os
 import threading
 from collections.abc import Iterator
 
-from . import _errors, _graph
+from . import _errors, _flatgraph, _graph
 from ._diff import changes
+from ._flatgraph import _Slot, _TupleHolder
 
 _LOCK = threading.Lock()
 _DEPTH = [0]
-_FAST_IS_CURRENT = _graph.FlatGraph.is_current
+_FAST_IS_CURRENT = _flatgraph.FlatGraph.is_current
 
 
 def _same_holder(a, b) -> bool:
-    if type(a) is _graph._TupleHolder:  # made anew by each walk: compare what it stands for
-        return (
-            type(b) is _graph._TupleHolder and a.key == b.key and _same_holder(a.holder, b.holder)
-        )
+    if type(a) is _TupleHolder:  # made anew by each walk: compare what it stands for
+        return type(b) is _TupleHolder and a.key == b.key and _same_holder(a.holder, b.holder)
     return a is b
 
 
 def _first_ref_mismatch(cached, fresh) -> list[str]:
     out = []
     for path, a, b in zip(cached.paths, cached.refs, fresh.refs, strict=True):
-        if type(a) is _graph._Slot:
-            same = type(b) is _graph._Slot and a.key == b.key and _same_holder(a.holder, b.holder)
+        if type(a) is _Slot:
+            same = type(b) is _Slot and a.key == b.key and _same_holder(a.holder, b.holder)
         else:
             same = a is b
         if not same:
@@ -44,7 +43,7 @@ def _first_ref_mismatch(cached, fresh) -> list[str]:
     return out
 
 
-def verify(fg: _graph.FlatGraph) -> bool:
+def verify(fg: _flatgraph.FlatGraph) -> bool:
     """Re-walk ``fg``'s roots; raise StaleStructureError if the cache differs.
 
     Returns False (the cache is not usable) when a root has died.
@@ -78,7 +77,7 @@ def _set(depth: int) -> None:
     _DEPTH[0] = depth
     on = depth > 0
     _graph.CHECK[0] = verify if on else None
-    _graph.FlatGraph.is_current = _checking_is_current if on else _FAST_IS_CURRENT
+    _flatgraph.FlatGraph.is_current = _checking_is_current if on else _FAST_IS_CURRENT
 
 
 @contextlib.contextmanager

@@ -77,8 +77,9 @@ from typing import Any
 from ._caches import register_external as _register_external
 from ._capture import closure_read_hook
 from ._containers import version as structure_version
+from ._flatgraph import FlatGraph, GraphDef
 from ._frames import Frame, current_frame, transform_frame
-from ._graph import FlatGraph, GraphDef, flatten, unflatten
+from ._graph import flatten, unflatten
 from ._sharding import SHARDING_KEYS as _SHARDING_KEYS
 from ._variables import Variable
 
