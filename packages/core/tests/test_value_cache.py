@@ -139,8 +139,14 @@ def test_write_all_keeps_the_list_it_is_handed_and_copies_anything_else():
     fg.write_all(as_tuple)  # not a list: kept as a list copy, so calls see one type
     kept = fg.current_values()
     assert type(kept) is list and _as_list(kept) == [[3.0, 3.0], [4.0, 4.0]]
+    # The write itself zips without strict=True: a list of the wrong length must be
+    # refused before anything is written.
     with pytest.raises(ValueError, match="expected 2 values, got 1"):
         fg.write_all([jnp.zeros(2)])
+    with pytest.raises(ValueError, match="expected 2 values, got 3"):
+        fg.write_all([jnp.zeros(2)] * 3)
+    assert float(m.a.value[0]) == 3.0 and float(m.b.value[0]) == 4.0
+    assert _as_list(fg.current_values()) == [[3.0, 3.0], [4.0, 4.0]]
 
 
 def test_graphs_sharing_variables_forget_each_others_lists():
