@@ -224,16 +224,7 @@ class FlatGraph:
         """
         if self.version != _VERSION[0]:
             return None
-        cache = self._cache
-        if cache is not None:  # _kept(), inlined: this runs on every jitted step
-            ticket = _draw()
-            stamp = self._stamp
-            cache = self._cache
-            if cache is not None and ticket == stamp + 1:
-                self._stamp = ticket
-                return cache
-            self._cache = None
-        return self._read()
+        return self._kept() or self._read()
 
     def _kept(self) -> list | None:
         """The list this graph keeps, if nothing was written since it was made."""
