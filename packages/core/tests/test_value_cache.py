@@ -242,6 +242,7 @@ WRITERS = {
     ("_flatgraph", "FlatGraph.set_values"): "calls written() after a raw-slot write",
     ("_flatgraph", "FlatGraph.write_all"): "draws tickets around the write (own list)",
     ("_flatgraph", "FlatGraph._write_some"): "draws tickets around the write (own list)",
+    ("_fastcall", "caller.call"): "write_all's write, inlined: tickets around it",
     ("_codegen", "states_builder"): "generated code fills new Variables",
     ("_codegen", "object_builder.expr"): "generated code fills new Variables",
 }

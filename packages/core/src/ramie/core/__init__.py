@@ -125,6 +125,7 @@ _LAYERS = (
     # graphs: flatten / unflatten and their checks
     "_codegen",
     "_flatgraph",  # GraphDef, FlatGraph: reading and writing leaves without a walk
+    "_fastcall",  # a transform's per-call fast path over a FlatGraph, in one frame
     "_graph",
     "_capture",
     "_diff",

@@ -31,6 +31,13 @@ graph keeps the list it last read or wrote and hands it out until any Variable's
 value is written elsewhere, so a step that reads and writes the same leaves every
 call reads none from the Variables).
 
+A transform called again and again with the same objects (like ``jit``) can
+skip the walk and the method calls: ``fast_caller(last, slow, other)`` builds its
+per-call function, which runs the call described by ``last[0]`` (a ``FastCall``:
+how to recognise the objects, their FlatGraph, the compiled call) in one Python
+frame, with the read of the kept list and the write-back inlined, and calls
+``slow(args, kwargs)`` for anything else. ``NO_FAST_CALL`` matches no call.
+
 A transform that compiles (like ``jit``) can pass ``closure_read_hook(fun, name)``
 as ``transform_frame``'s ``on_read``: it warns once per function when the
 function reads a Variable it was not given (its value is frozen into the
@@ -77,6 +84,9 @@ from typing import Any
 from ._caches import register_external as _register_external
 from ._capture import closure_read_hook
 from ._containers import version as structure_version
+from ._fastcall import NO_CALL as NO_FAST_CALL
+from ._fastcall import FastCall
+from ._fastcall import caller as fast_caller
 from ._flatgraph import FlatGraph, GraphDef
 from ._frames import Frame, current_frame, transform_frame
 from ._graph import flatten, unflatten
@@ -84,12 +94,15 @@ from ._sharding import SHARDING_KEYS as _SHARDING_KEYS
 from ._variables import Variable
 
 __all__ = [
+    "NO_FAST_CALL",
     "SHARDING_KEYS",
+    "FastCall",
     "FlatGraph",
     "Frame",
     "GraphDef",
     "closure_read_hook",
     "current_frame",
+    "fast_caller",
     "flatten",
     "leaf",
     "register_cache",

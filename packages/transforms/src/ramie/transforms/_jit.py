@@ -2,10 +2,10 @@
 
 Per call, on the fast path (positional arguments that are ramie objects or
 arrays): the last call's objects recognised by id, the list of their leaf
-values (the one the last call wrote, while no Variable was written since:
-``FlatGraph.current_values``), the compiled call, and the new values written
-back into the same Variables. The graph is walked, and the function traced,
-only when the structure of the arguments changes.
+values (the one the last call wrote, while no Variable was written since), the
+compiled call, and the new values written back into the same Variables, all in
+one Python function (``extend.fast_caller``). The graph is walked, and the
+function traced, only when the structure of the arguments changes.
 """
 
 from __future__ import annotations
@@ -74,9 +74,9 @@ class Restructured(NamedTuple):
     """The compiled call's result, second item, when values alone do not say it all.
 
     The traced function returns ``(changed, payload)``: ``changed`` the new leaf
-    values (a ``Written`` of those that changed, ``{}`` when none did, or the
+    values (a ``Written`` of those that changed, None when none did, or the
     list of all), ``payload`` the user's output. When the function added Variables (``sow``),
-    returned objects, or the call has shardings, ``changed`` is the list of all
+    returned objects, or the call has shardings, ``changed`` is a tuple of all
     new values and the payload is wrapped in this (a rare, slower path).
     """
 
@@ -163,30 +163,19 @@ def _picker(positions: tuple) -> Callable[[tuple], tuple]:
 _GENERAL = object()  # a type signature that needs the general path
 
 
-class _LastCall(NamedTuple):
-    """The last positional call of a jitted function (its per-call fast path).
+# The last positional call of a jitted function is an ``extend.FastCall``. Its objects
+# are recognised by identity: ``same(args)`` compares the ids of the object arguments
+# with theirs, which is valid while they all live, and the entry is dropped (by
+# weakref callbacks, ``_Extra.refs``) as soon as one dies, so an id can never be
+# reused by another object while it is there. The FlatGraph is held weakly: it holds
+# the objects' Variables and the containers of their raw arrays, so holding it would
+# keep a model in a reference cycle alive.
+class _Extra(NamedTuple):
+    """jit's own part of its last call (``FastCall.extra``)."""
 
-    The objects are recognised by identity: ``same(args)`` compares the ids of
-    the object arguments with theirs, which is valid while they all live, and
-    the entry is dropped (by weakref callbacks, ``refs``) as soon as one dies,
-    so an id can never be reused by another object while it is here.
-    The FlatGraph is held weakly: it holds the objects' Variables and the
-    containers of their raw arrays, so holding it would keep a model in a
-    reference cycle alive.
-    """
-
-    same: Callable  # ``same(args)``: as many arguments, and the objects these ones? (by id)
     objs: Callable  # picks the argument objects (a tuple) out of the arguments
-    graph: Callable  # weak reference to their FlatGraph
-    layout: Any
-    leaves: Callable  # picks the other (leaf) arguments
+    layout: Any  # kept alive with the call (its compiled function is the call's invoke)
     refs: tuple  # weak references to the objects, with ``forget`` callbacks
-
-
-_DEAD = weakref.ref(type("_Dead", (), {})())  # a reference that gives None
-_NO_CALL = _LastCall(
-    same=lambda args: False, objs=None, graph=_DEAD, layout=None, leaves=None, refs=()
-)
 
 
 def _same_objects(n: int, positions: tuple[int, ...], objs: tuple) -> Callable[[tuple], bool]:
@@ -210,15 +199,14 @@ def _remember(last: list, n: int, sig: _Signature, objs: tuple, fg, layout) -> N
     """Keep this call as the last one, dropped as soon as one of its objects dies."""
 
     def forget(_ref: weakref.ref) -> None:
-        last[0] = _NO_CALL
+        last[0] = extend.NO_FAST_CALL
 
-    last[0] = _LastCall(
+    last[0] = extend.FastCall(
         same=_same_objects(n, sig.positions, objs),
-        objs=sig.objs,
         graph=weakref.ref(fg),
-        layout=layout,
-        leaves=sig.leaves,
-        refs=tuple(weakref.ref(o, forget) for o in objs),
+        invoke=layout.invoke,
+        rest=sig.leaves,
+        extra=_Extra(sig.objs, layout, tuple(weakref.ref(o, forget) for o in objs)),
     )
 
 
@@ -280,7 +268,9 @@ class _Jitted:
         )
         new_values = traced.values
         if traced.graphdef is not None or traced.meta is not None or self._sharded:
-            return new_values, Restructured(traced.payload, traced.graphdef, traced.meta)
+            # A tuple, not a list: the fast path writes a list back by itself, and
+            # this one may not fit the objects (``sow`` added Variables).
+            return tuple(new_values), Restructured(traced.payload, traced.graphdef, traced.meta)
         donated = layout.dmask.values if layout.dmask else (False,) * len(values)
         keep = tuple(
             i
@@ -289,8 +279,8 @@ class _Jitted:
         )
         if len(keep) == len(values):
             return new_values, traced.payload
-        if not keep:  # a plain empty dict: JAX rebuilds it without calling Python
-            return {}, traced.payload
+        if not keep:  # None: JAX rebuilds it without calling Python
+            return None, traced.payload
         return Written(keep, [new_values[i] for i in keep]), traced.payload
 
     def _make_jit(self, layout, in_shardings=None, out_shardings=None):
@@ -308,13 +298,16 @@ class _Jitted:
         )
 
     def caller(self) -> Callable:
-        """The function ``jit`` returns: the per-call fast path as a closure.
+        """The function ``jit`` returns: ``extend.fast_caller``'s, over ``slow`` below.
 
-        Everything it needs is bound to local names (no attribute lookups), and
-        being a plain function it binds as a method like the function it wraps.
-        The most common call, the same objects as last time plus arrays (in
-        a training loop: the same model and optimizer every step, donated or
-        not), is recognised before any signature lookup.
+        The most common call, the same objects as last time plus arrays (in a
+        training loop: the same model and optimizer every step, donated or
+        not), runs in that one function: recognised before any signature
+        lookup, the current values handed to the compiled call, a full list of
+        new values written back. ``other`` writes a partial result (a
+        ``Written``) or finishes a restructured one; ``slow`` looks up the
+        signature and layout (tracing on a new one) and remembers the call.
+        Being a plain function, it binds as a method like the function it wraps.
         """
         signatures = self._signatures
         signature = self._signature
@@ -325,35 +318,15 @@ class _Jitted:
         by_graph = self._by_graph
         # id(fg) -> Held(weakref(fg), {signature: weakref(layout)})
         graph_layouts = by_graph._items
-        last = [_NO_CALL]
+        last = [extend.NO_FAST_CALL]
 
-        @functools.wraps(self.fun)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            # The fields of the last call (a _LastCall), unpacked in one step: cheaper
-            # than attribute reads on every call.
-            same, pick_objs, graph_ref, layout, pick_leaves, _ = last[0]
-            if same(args) and not kwargs:
-                fg = graph_ref()
-                values = fg.current_values() if fg is not None else None
-                if values is not None:  # None: the structure changed since the walk
-                    try:
-                        changed, payload = layout.invoke(values, pick_leaves(args))
-                    except (TypeError, core.ModuleInJaxError):
-                        # e.g. an object now where an array was: JAX refuses it before
-                        # running (or donating) anything; the full path below sorts the
-                        # arguments out (and re-raises an error of the function itself).
-                        pass
-                    else:
-                        if type(changed) is dict:  # {}: nothing changed (a forward pass)
-                            return payload
-                        if type(payload) is Restructured:
-                            return finish(changed, payload, fg, pick_objs(args))
-                        # _finish's common case, inlined (one Python call less per step)
-                        if type(changed) is Written:
-                            fg.write_at(changed.positions, changed.values)
-                        else:  # JAX's fresh list of every new value: handed over
-                            fg.write_all(changed)
-                        return payload
+        def other(extra: _Extra, fg, changed, payload, args: tuple) -> Any:
+            if type(payload) is Restructured:
+                return finish(changed, payload, fg, extra.objs(args))
+            fg.write_at(changed.positions, changed.values)  # a Written
+            return payload
+
+        def slow(args: tuple, kwargs: dict) -> Any:
             sig = signatures.get(tuple(map(type, args))) if not kwargs else _GENERAL
             if sig is None:
                 sig = signature(args)
@@ -376,6 +349,11 @@ class _Jitted:
             changed, payload = layout.invoke(fg.values(), sig.leaves(args))
             return finish(changed, payload, fg, objs)
 
+        # JAX refuses an argument (e.g. an object now where an array was) with a
+        # TypeError before running (or donating) anything: ``slow`` then sorts the
+        # arguments out, and re-raises an error of the function itself.
+        retry = (TypeError, core.ModuleInJaxError)
+        call = functools.wraps(self.fun)(extend.fast_caller(last, slow, other, retry))
         call._ramie_jit = self  # type: ignore[attr-defined]
         return call
 
@@ -389,7 +367,7 @@ class _Jitted:
         if type(payload) is not Restructured:
             if type(changed) is Written:
                 fg.write_at(changed.positions, changed.values)
-            elif type(changed) is not dict:
+            elif changed is not None:
                 fg.set_values(changed)
             return payload
         if payload.graphdef is None:
@@ -443,7 +421,8 @@ class _Jitted:
         a, b = _inner_shardings(self.in_shardings, fg, objs, layout.spec, dmask)
         values = None
         if self.in_shardings is not None:  # new values keep the inputs' placement
-            values = a if dmask is None else _interleave(dmask, a, b).values
+            # a tuple, as ``_inner`` returns them on this path
+            values = tuple(a if dmask is None else _interleave(dmask, a, b).values)
         payload = Restructured(payload=self.out_shardings, graphdef=None, meta=None)
         return self._make_jit(layout, (a, b), (values, payload))
 
