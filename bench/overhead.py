@@ -25,15 +25,20 @@ ratio is the median over rounds of ramie's burst time over the mean of the round
 two raw bursts (same donation), with a distribution-free 95% interval; "A/A" is the
 second raw's over the first's.
 The dispatch mode is fixed when JAX's CPU client starts, so this table runs in a
-child process (``--async-loop`` runs it alone).
+child process (``--async-loop`` runs it alone). A ratio also moves by a few percent
+from one process to the next (where the arrays and the interpreter's objects land),
+more than within one; ``--processes P`` runs the table in P child processes, one
+after the other, and reports per row the median of their ratios and their range.
 
-Run: python bench/overhead.py [--steps N] [--rounds R] [--write]   (``nox -s bench``)
+Run: python bench/overhead.py [--steps N] [--rounds R] [--processes P] [--write]
+(``nox -s bench``)
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import random
 import statistics
 import subprocess
@@ -228,7 +233,7 @@ def median_ci(ratios: list[float]) -> tuple[float, float, float]:
     return statistics.median(xs), xs[lo], xs[hi]
 
 
-def async_loop(rounds: int) -> str:
+def async_loop(rounds: int) -> tuple[str, list[dict]]:
     """The asynchronous-loop table: µs per step and paired ratios, donated and not.
 
     Per model, six variants: raw and ramie, donated and not, and a second raw
@@ -238,8 +243,10 @@ def async_loop(rounds: int) -> str:
     runs each variant for one short burst (``MODELS``' last column, ~10 ms;
     JAX's dispatch on, blocking only at the burst's end), in a shuffled order
     (seeded), so slow spells of the shared machine hit all variants alike.
+    Returns the table and its rows (for ``--processes``).
     """
     tx = optax.adam(1e-3)
+    rows: list[dict] = []
     order = random.Random(0)
     lines = [
         f"{'model':<10} {'donate':<7} {'raw µs/step':>12} {'ramie µs/step':>14} {'× raw':>7}"
@@ -280,40 +287,83 @@ def async_loop(rounds: int) -> str:
             b = times[f"ramie {tag}"]
             ratio, lo, hi = median_ci([q / p for p, q in zip(a, b, strict=True)])
             aa, _, _ = median_ci([q / p for p, q in zip(r1, r2, strict=True)])
+            rows.append(
+                {"model": name, "donate": tag == "donated", "raw": statistics.median(a),
+                 "ramie": statistics.median(b), "ratio": ratio, "aa": aa}
+            )  # fmt: skip
             lines.append(
                 f"{name:<10} {str(tag == 'donated'):<7} {statistics.median(a) * 1e6:>12.1f}"
                 f" {statistics.median(b) * 1e6:>14.1f} {ratio:>7.3f}"
                 f" {f'{lo:.3f}-{hi:.3f}':>14} {aa:>7.3f}"
             )
         print(lines[-2], lines[-1], sep="\n", file=sys.stderr, flush=True)
+    return "\n".join(lines), rows
+
+
+def _async_table(rounds: int, processes: int = 1) -> str:
+    """Run ``async_loop`` in child processes (asynchronous dispatch on); the table.
+
+    One process: its table. Several: per row, the median over the processes of
+    their µs and ratios, and the range of their ratios and A/A ratios.
+    """
+    tables, runs = [], []
+    for k in range(processes):
+        out = subprocess.run(
+            [sys.executable, __file__, "--async-loop", "--rounds", str(rounds)],
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        ).stdout
+        table, rows = out.split(_ASYNC_MARK, 1)[1].split(_ROWS_MARK, 1)
+        tables.append(table.strip("\n"))
+        runs.append(json.loads(rows))
+        if processes > 1:
+            print(f"process {k + 1} of {processes}:", tables[-1], sep="\n", flush=True)
+    if processes == 1:
+        return tables[0]
+    return _across_processes(runs)
+
+
+def _across_processes(runs: list[list[dict]]) -> str:
+    """The async table from several processes' rows: medians, and ranges of ratios."""
+    lines = [
+        f"{'model':<10} {'donate':<7} {'raw µs/step':>12} {'ramie µs/step':>14} {'× raw':>7}"
+        f" {'range':>14} {'A/A range':>12}   ({len(runs)} processes)"
+    ]
+    for i, row in enumerate(runs[0]):
+        same = [run[i] for run in runs]
+        ratios = [r["ratio"] for r in same]
+        aas = [r["aa"] for r in same]
+        raw, ramie = (statistics.median(r[k] for r in same) * 1e6 for k in ("raw", "ramie"))
+        lines.append(
+            f"{row['model']:<10} {str(row['donate']):<7} {raw:>12.1f} {ramie:>14.1f}"
+            f" {statistics.median(ratios):>7.3f} {f'{min(ratios):.3f}-{max(ratios):.3f}':>14}"
+            f" {f'{min(aas):.3f}-{max(aas):.3f}':>12}"
+        )
     return "\n".join(lines)
 
 
-def _async_table(rounds: int) -> str:
-    """Run ``async_loop`` in a child process (asynchronous dispatch on) and return it."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--async-loop", "--rounds", str(rounds)],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    ).stdout
-    return out.split(_ASYNC_MARK, 1)[1].strip("\n")
-
-
 _ASYNC_MARK = "-- asynchronous loop --"
+_ROWS_MARK = "-- rows --"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=600, help="timed rounds per model")
     parser.add_argument("--rounds", type=int, default=300, help="asynchronous-loop rounds")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="run the async table in P processes"
+    )
     parser.add_argument("--async-loop", action="store_true", help="only the async table")
     parser.add_argument("--no-async", action="store_true", help="only the per-call table")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
+    if args.async_loop and args.processes > 1:  # the parent of the processes
+        print(_async_table(args.rounds, args.processes))
+        return
     if args.async_loop:
-        table = async_loop(args.rounds)
-        print(_ASYNC_MARK, table, sep="\n")
+        table, rows = async_loop(args.rounds)
+        print(_ASYNC_MARK, table, _ROWS_MARK, json.dumps(rows), sep="\n")
         return
     tx = optax.adam(1e-3)
     rows = []
@@ -343,7 +393,7 @@ def main() -> None:
     fwd = forward_call(args.steps)
     table = _table(rows, fwd)
     print(table)
-    async_table = None if args.no_async else _async_table(args.rounds)
+    async_table = None if args.no_async else _async_table(args.rounds, args.processes)
     if async_table is not None:
         print("\nasynchronous loop (dispatch on, shuffled short bursts, block at the end of each)")
         print(async_table)

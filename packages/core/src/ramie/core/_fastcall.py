@@ -6,8 +6,9 @@ and write the new values back. Through ``FlatGraph.current_values`` and
 ``FlatGraph.write_all`` that is three more Python calls per step, and in a
 training loop with asynchronous dispatch each costs far more than ``timeit``
 says: in turn with the same step done in one frame (tiny MLP, 14 leaves,
-Python 3.11, jax 0.10.2, medians of 300 shuffled rounds), they cost ~1.5% of
-a 26 µs step, most of the 2% a step may cost over raw ``jax.jit``.
+Python 3.11, jax 0.10.2, one process, medians of 400 shuffled rounds), they
+cost ~1.2% of a 26 µs step, more than half the 2% a step may cost over raw
+``jax.jit``.
 
 So ``caller`` builds the whole fast path as one function. It reads the kept
 list the way ``FlatGraph._kept`` does and writes the way ``FlatGraph.write_all``
@@ -70,7 +71,9 @@ def caller(
     - ``new`` a list: the new value of every leaf, written back and kept
       (handed over: never change it afterwards); returns ``out``;
     - ``new`` None: nothing to write; returns ``out``;
-    - anything else: returns ``other(extra, graph, new, out, args)``.
+    - anything else: returns ``other(extra, fg, new, out, args)``, ``fg`` the
+      FlatGraph (for ``jit``: a ``Written`` of some leaves, or a result
+      whose structure changed).
 
     Everything else, and an exception of a ``retry`` type raised by ``invoke``
     (JAX refusing an argument before running anything), returns

@@ -227,7 +227,10 @@ class FlatGraph:
         return self._kept() or self._read()
 
     def _kept(self) -> list | None:
-        """The list this graph keeps, if nothing was written since it was made."""
+        """The list this graph keeps, if nothing was written since it was made.
+
+        ``_fastcall.caller`` inlines this: change both together.
+        """
         if self._cache is None:
             return None
         # Ticket, then stamp, then list: the writers store the list before the stamp, so
@@ -334,6 +337,7 @@ class FlatGraph:
 
         For a caller that hands the list over (a jitted step's fresh output):
         it must not change it afterwards. Saves copying it on every call.
+        ``_fastcall.caller`` inlines the common case below: change both together.
         """
         refs = self.refs
         if type(values) is not list or len(values) != len(refs) or not self._all_variables:

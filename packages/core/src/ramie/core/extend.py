@@ -84,7 +84,7 @@ from typing import Any
 from ._caches import register_external as _register_external
 from ._capture import closure_read_hook
 from ._containers import version as structure_version
-from ._fastcall import NO_CALL as NO_FAST_CALL
+from ._fastcall import NO_CALL as _NO_CALL
 from ._fastcall import FastCall
 from ._fastcall import caller as fast_caller
 from ._flatgraph import FlatGraph, GraphDef
@@ -116,6 +116,10 @@ __all__ = [
 #: ``sharding_names``, then the spellings read as aliases. A transform that adds an
 #: axis (``vmap``/``scan`` with ``transform_metadata``) updates the key found first.
 SHARDING_KEYS = _SHARDING_KEYS
+
+#: The ``FastCall`` that no arguments match: what a transform keeps in ``last[0]``
+#: for ``fast_caller`` before its first call, and after the objects it held died.
+NO_FAST_CALL = _NO_CALL
 
 
 def leaf(ref: Any) -> Any:
