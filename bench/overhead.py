@@ -30,7 +30,8 @@ from one process to the next (where the arrays and the interpreter's objects lan
 more than within one; ``--processes P`` runs the table in P child processes, one
 after the other, and reports per row the median of their ratios and their range.
 
-Run: python bench/overhead.py [--steps N] [--rounds R] [--processes P] [--write]
+Run: python bench/overhead.py [--steps N] [--rounds R] [--processes P] [--models tiny,deep]
+[--write]
 (``nox -s bench``)
 """
 
@@ -219,6 +220,16 @@ MODELS = [
 _ROUND_SHARE = {"tiny MLP": 1.0, "deep MLP": 1.0, "MNIST CNN": 0.25}
 
 
+def _chosen(models: str) -> list[tuple]:
+    """The rows of ``MODELS`` whose names start with one of the comma-separated prefixes."""
+    prefixes = tuple(p.strip() for p in models.split(",") if p.strip())
+    chosen = [m for m in MODELS if not prefixes or m[0].startswith(prefixes)]
+    if not chosen:
+        names = ", ".join(m[0] for m in MODELS)
+        raise SystemExit(f"--models {models!r} matches none of the models: {names}")
+    return chosen
+
+
 def median_ci(ratios: list[float]) -> tuple[float, float, float]:
     """The median of ``ratios`` and a distribution-free ~95% interval for it.
 
@@ -233,7 +244,7 @@ def median_ci(ratios: list[float]) -> tuple[float, float, float]:
     return statistics.median(xs), xs[lo], xs[hi]
 
 
-def async_loop(rounds: int) -> tuple[str, list[dict]]:
+def async_loop(rounds: int, models: str = "") -> tuple[str, list[dict]]:
     """The asynchronous-loop table: µs per step and paired ratios, donated and not.
 
     Per model, six variants: raw and ramie, donated and not, and a second raw
@@ -243,16 +254,15 @@ def async_loop(rounds: int) -> tuple[str, list[dict]]:
     runs each variant for one short burst (``MODELS``' last column, ~10 ms;
     JAX's dispatch on, blocking only at the burst's end), in a shuffled order
     (seeded), so slow spells of the shared machine hit all variants alike.
+    ``models``: only the models whose names start with one of these
+    comma-separated prefixes (all by default).
     Returns the table and its rows (for ``--processes``).
     """
     tx = optax.adam(1e-3)
     rows: list[dict] = []
     order = random.Random(0)
-    lines = [
-        f"{'model':<10} {'donate':<7} {'raw µs/step':>12} {'ramie µs/step':>14} {'× raw':>7}"
-        f" {'95% interval':>14} {'A/A':>7}"
-    ]
-    for name, raw, make, loss, xshape, ydim, burst in MODELS:
+    lines = [_async_line(_ASYNC_HEAD, "95% interval", "A/A")]
+    for name, raw, make, loss, xshape, ydim, burst in _chosen(models):
         x, y = _data(xshape, ydim, loss)
         variants = {}
         for donate in (True, False):
@@ -291,16 +301,12 @@ def async_loop(rounds: int) -> tuple[str, list[dict]]:
                 {"model": name, "donate": tag == "donated", "raw": statistics.median(a),
                  "ramie": statistics.median(b), "ratio": ratio, "aa": aa}
             )  # fmt: skip
-            lines.append(
-                f"{name:<10} {str(tag == 'donated'):<7} {statistics.median(a) * 1e6:>12.1f}"
-                f" {statistics.median(b) * 1e6:>14.1f} {ratio:>7.3f}"
-                f" {f'{lo:.3f}-{hi:.3f}':>14} {aa:>7.3f}"
-            )
+            lines.append(_async_line(rows[-1], f"{lo:.3f}-{hi:.3f}", f"{aa:.3f}"))
         print(lines[-2], lines[-1], sep="\n", file=sys.stderr, flush=True)
     return "\n".join(lines), rows
 
 
-def _async_table(rounds: int, processes: int = 1) -> str:
+def _async_table(rounds: int, processes: int = 1, models: str = "") -> str:
     """Run ``async_loop`` in child processes (asynchronous dispatch on); the table.
 
     One process: its table. Several: per row, the median over the processes of
@@ -309,7 +315,7 @@ def _async_table(rounds: int, processes: int = 1) -> str:
     tables, runs = [], []
     for k in range(processes):
         out = subprocess.run(
-            [sys.executable, __file__, "--async-loop", "--rounds", str(rounds)],
+            [sys.executable, __file__, "--async-loop", "--rounds", str(rounds), "--models", models],
             check=True,
             stdout=subprocess.PIPE,
             text=True,
@@ -326,21 +332,31 @@ def _async_table(rounds: int, processes: int = 1) -> str:
 
 def _across_processes(runs: list[list[dict]]) -> str:
     """The async table from several processes' rows: medians, and ranges of ratios."""
-    lines = [
-        f"{'model':<10} {'donate':<7} {'raw µs/step':>12} {'ramie µs/step':>14} {'× raw':>7}"
-        f" {'range':>14} {'A/A range':>12}   ({len(runs)} processes)"
-    ]
+    lines = [_async_line(_ASYNC_HEAD, "range", "A/A range") + f"   ({len(runs)} processes)"]
     for i, row in enumerate(runs[0]):
         same = [run[i] for run in runs]
         ratios = [r["ratio"] for r in same]
         aas = [r["aa"] for r in same]
-        raw, ramie = (statistics.median(r[k] for r in same) * 1e6 for k in ("raw", "ramie"))
-        lines.append(
-            f"{row['model']:<10} {str(row['donate']):<7} {raw:>12.1f} {ramie:>14.1f}"
-            f" {statistics.median(ratios):>7.3f} {f'{min(ratios):.3f}-{max(ratios):.3f}':>14}"
-            f" {f'{min(aas):.3f}-{max(aas):.3f}':>12}"
-        )
+        med = {k: statistics.median(r[k] for r in same) for k in ("raw", "ramie", "ratio")}
+        spread = f"{min(ratios):.3f}-{max(ratios):.3f}"
+        lines.append(_async_line({**row, **med}, spread, f"{min(aas):.3f}-{max(aas):.3f}"))
     return "\n".join(lines)
+
+
+#: The header row of the asynchronous-loop tables, as ``_async_line`` takes it.
+_ASYNC_HEAD = {"model": "model", "donate": "donate", "raw": "raw µs/step",
+               "ramie": "ramie µs/step", "ratio": "× raw"}  # fmt: skip
+
+
+def _async_line(row: dict, spread: str, aa: str) -> str:
+    """One line of an asynchronous-loop table: a row (seconds per step) or the header."""
+    raw, ramie, ratio = row["raw"], row["ramie"], row["ratio"]
+    if not isinstance(raw, str):
+        raw, ramie, ratio = f"{raw * 1e6:.1f}", f"{ramie * 1e6:.1f}", f"{ratio:.3f}"
+    return (
+        f"{row['model']:<10} {str(row['donate']):<7} {raw:>12} {ramie:>14} {ratio:>7}"
+        f" {spread:>14} {aa:>12}"
+    )
 
 
 _ASYNC_MARK = "-- asynchronous loop --"
@@ -355,14 +371,19 @@ def main() -> None:
         "--processes", type=int, default=1, help="run the async table in P processes"
     )
     parser.add_argument("--async-loop", action="store_true", help="only the async table")
+    parser.add_argument(
+        "--models", default="", help="async table: only these models (name prefixes, a,b)"
+    )
     parser.add_argument("--no-async", action="store_true", help="only the per-call table")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
+    if args.write and args.models:
+        parser.error("--write records every model: drop --models")
     if args.async_loop and args.processes > 1:  # the parent of the processes
-        print(_async_table(args.rounds, args.processes))
+        print(_async_table(args.rounds, args.processes, args.models))
         return
     if args.async_loop:
-        table, rows = async_loop(args.rounds)
+        table, rows = async_loop(args.rounds, args.models)
         print(_ASYNC_MARK, table, _ROWS_MARK, json.dumps(rows), sep="\n")
         return
     tx = optax.adam(1e-3)
@@ -393,7 +414,7 @@ def main() -> None:
     fwd = forward_call(args.steps)
     table = _table(rows, fwd)
     print(table)
-    async_table = None if args.no_async else _async_table(args.rounds, args.processes)
+    async_table = None if args.no_async else _async_table(args.rounds, args.processes, args.models)
     if async_table is not None:
         print("\nasynchronous loop (dispatch on, shuffled short bursts, block at the end of each)")
         print(async_table)
